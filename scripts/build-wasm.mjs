@@ -1,0 +1,1 @@
+// Placeholder: the AssemblyScript build is added with the wasm kernels.

@@ -1,0 +1,13 @@
+/**
+ * deepseek-v3-ref: a readable, exact, fast reference implementation of DeepSeek-V3.
+ * Browser-safe entry point (no Node-only APIs); file-system helpers live in `deepseek-v3-ref/node`.
+ */
+export * from './errors.js';
+export * from './tensor.js';
+export * from './random.js';
+export * from './kernels/index.js';
+export * from './model/index.js';
+export * from './io/index.js';
+export * from './train/index.js';
+export * from './tokenizer/index.js';
+export * from './verify/index.js';

@@ -1,0 +1,2 @@
+// Public API of src/io: each module adds its exports here.
+export {};

@@ -1,0 +1,116 @@
+import type { FloatArray } from '../tensor.js';
+
+/**
+ * Matrix layouts for `C[M,N] (+)= op(A) · op(B)`:
+ * - `'nn'`: A is [M,K], B is [K,N]   (C = A·B)
+ * - `'nt'`: A is [M,K], B is [N,K]   (C = A·Bᵀ; a linear layer `y = x Wᵀ`)
+ * - `'tn'`: A is [K,M], B is [K,N]   (C = Aᵀ·B; a weight gradient `dW = dyᵀ x`)
+ * All row-major and contiguous.
+ */
+export type MatmulLayout = 'nn' | 'nt' | 'tn';
+
+/** AdamW hyper-parameters for one update (torch.optim.AdamW semantics, SPEC §5.5). */
+export interface AdamWParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1 on the first update. */
+  step: number;
+}
+
+/**
+ * The kernel interface. Two implementations share it: `js` (plain TypeScript, the readable
+ * definition and the test oracle, generic over f32/f64) and `wasm` (AssemblyScript + SIMD, f32).
+ *
+ * Conventions (llm.c): every function takes flat row-major arrays and explicit dimensions;
+ * `accumulate = true` adds into the output instead of overwriting it; backward kernels
+ * always **accumulate** into gradient buffers that the caller zeroed. All arrays passed to
+ * one call have the same precision. Output arrays must not alias inputs unless stated.
+ */
+export interface Kernels {
+  /** Which implementation this is: `'js'`, `'wasm-simd'` or `'wasm-relaxed-simd'`. */
+  readonly name: string;
+
+  /** C[M,N] (+)= op(A)·op(B), see {@link MatmulLayout}. */
+  matmul<T extends FloatArray>(layout: MatmulLayout, a: T, b: T, c: T, m: number, n: number, k: number, accumulate?: boolean): void;
+
+  /**
+   * `batch` independent matmuls over contiguous slabs: A_i = a[i·|A|…], B_i, C_i likewise.
+   * `bStride = 0` broadcasts one B to every batch item.
+   */
+  matmulBatched<T extends FloatArray>(
+    layout: MatmulLayout,
+    a: T,
+    b: T,
+    c: T,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    accumulate?: boolean,
+    bStride?: number,
+  ): void;
+
+  /** y[r,:] = softmax(x[r,:]) over `cols`, max-subtracted. `-Infinity` entries get probability 0. y may alias x. */
+  softmaxForward<T extends FloatArray>(x: T, y: T, rows: number, cols: number): void;
+  /** dx[r,j] += y[r,j]·(dy[r,j] − Σ_i dy[r,i]·y[r,i]). */
+  softmaxBackward<T extends FloatArray>(y: T, dy: T, dx: T, rows: number, cols: number): void;
+
+  /**
+   * y[r,j] = w[j]·x[r,j]·rstd[r] with rstd[r] = 1/sqrt(mean_j x[r,j]² + eps) (SPEC §3.2).
+   * Stores `rstd` (length rows) for the backward.
+   */
+  rmsnormForward<T extends FloatArray>(x: T, w: T, y: T, rstd: T, rows: number, cols: number, eps: number): void;
+  /** Accumulates dx and dw of y = w⊙x·rstd, given the forward's rstd. */
+  rmsnormBackward<T extends FloatArray>(x: T, w: T, rstd: T, dy: T, dx: T, dw: T, rows: number, cols: number): void;
+
+  /** y[i] = silu(a[i])·b[i], silu(z) = z·σ(z) (SPEC §3.7). */
+  swigluForward<T extends FloatArray>(a: T, b: T, y: T, n: number): void;
+  /** da[i] += dy[i]·b[i]·silu'(a[i]); db[i] += dy[i]·silu(a[i]); silu'(z) = σ(z)(1 + z(1−σ(z))). */
+  swigluBackward<T extends FloatArray>(a: T, b: T, dy: T, da: T, db: T, n: number): void;
+
+  /**
+   * Interleaved-pair RoPE (SPEC §3.4) on rows of width `dim` (even): row r is at position
+   * pos[r]; pair i = (x[2i], x[2i+1]) is rotated by θ = angle with cos/sin read from the tables
+   * `cos[pos·dim/2 + i]`, `sin[…]`. `inverse = true` rotates by −θ: that is the backward
+   * (dx = RoPE⁻¹(dy)), written into y (overwrite). y may alias x.
+   */
+  rope<T extends FloatArray>(x: T, y: T, cos: T, sin: T, pos: Int32Array, rows: number, dim: number, inverse: boolean): void;
+
+  /**
+   * Row-wise cross-entropy −log softmax(logits[r,:])[target[r]], computed with
+   * max-subtraction. Rows whose target equals `ignoreIndex` contribute nothing. Writes each
+   * row's loss into `losses` (0 for ignored rows) and returns the sum over non-ignored rows
+   * and their count.
+   */
+  crossEntropyForward<T extends FloatArray>(
+    logits: T,
+    targets: Int32Array,
+    losses: T,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
+  ): { sum: number; count: number };
+  /** dlogits[r,:] += scale·(softmax(logits[r,:]) − onehot(target[r])) for non-ignored rows. */
+  crossEntropyBackward<T extends FloatArray>(
+    logits: T,
+    targets: Int32Array,
+    dlogits: T,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
+    scale: number,
+  ): void;
+
+  /** One AdamW update of n parameters in place (param, m, v), SPEC §5.5. */
+  adamw<T extends FloatArray>(param: T, grad: T, m: T, v: T, n: number, p: AdamWParams): void;
+
+  /** out[i] = a[i] + b[i]. out may alias a or b. */
+  add<T extends FloatArray>(a: T, b: T, out: T, n: number): void;
+  /** x[i] *= alpha. */
+  scale<T extends FloatArray>(x: T, alpha: number, n: number): void;
+  /** y[i] += alpha·x[i]. */
+  axpy<T extends FloatArray>(alpha: number, x: T, y: T, n: number): void;
+}

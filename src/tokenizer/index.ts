@@ -1,0 +1,2 @@
+// Public API of src/tokenizer: each module adds its exports here.
+export {};

@@ -1,0 +1,2 @@
+// Public API of src/train: each module adds its exports here.
+export {};

@@ -1,0 +1,2 @@
+// Public API of src/verify: each module adds its exports here.
+export {};
