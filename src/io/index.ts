@@ -1,2 +1,3 @@
-// Public API of src/io: each module adds its exports here.
-export {};
+// Public API of src/io (browser-safe modules only; Node adapters are exported from src/node.ts).
+export * from './numeric.js';
+export * from './safetensors.js';
