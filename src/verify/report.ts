@@ -1,0 +1,196 @@
+import type { ComparisonResult, TensorComparison } from './compare.js';
+
+/**
+ * Renders a {@link ComparisonResult} as JSON (for scripts), Markdown (for issues and terminals)
+ * or a self-contained HTML page (no external assets). Tensors appear in execution order; the
+ * first divergent tensor is named at the top and marked in the table.
+ */
+
+/** Report formats; `reportFormatFromPath` picks one from a file extension. */
+export type ReportFormat = 'json' | 'markdown' | 'html';
+
+/** `.json` → json, `.md`/`.markdown` → markdown, `.html`/`.htm` → html; null otherwise. */
+export function reportFormatFromPath(path: string): ReportFormat | null {
+  const m = /\.([a-z]+)$/i.exec(path);
+  const ext = m?.[1]?.toLowerCase();
+  if (ext === 'json') return 'json';
+  if (ext === 'md' || ext === 'markdown') return 'markdown';
+  if (ext === 'html' || ext === 'htm') return 'html';
+  return null;
+}
+
+/**
+ * JSON text of the comparison. Non-finite numbers (JSON has none) are written as the strings
+ * `"Infinity"`, `"-Infinity"`, `"NaN"`.
+ */
+export function comparisonToJSON(result: ComparisonResult, indent = 2): string {
+  return JSON.stringify(
+    { format: 'dsv3-verify-report', version: 1, ...result },
+    (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v),
+    indent,
+  );
+}
+
+function fmtErr(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  return x === 0 ? '0' : x.toExponential(2);
+}
+
+function fmtCos(c: TensorComparison): string {
+  if (c.status !== 'pass' && c.status !== 'fail') return '';
+  if (!c.shapeMatch || !c.dtypeMatch) return '';
+  return c.cosine === 1 ? '1' : c.cosine.toFixed(8);
+}
+
+function fmtWorst(c: TensorComparison): string {
+  if (c.worstIndex === null) return '';
+  return `[${c.worstIndex.join(', ')}] ${c.worstValue} vs ${c.worstReference}`;
+}
+
+function fmtShape(c: TensorComparison): string {
+  const s = (x: readonly number[] | null): string => (x === null ? '—' : `[${x.join(', ')}]`);
+  if (c.shape !== null && c.referenceShape !== null && !c.shapeMatch) return `${s(c.shape)} vs ${s(c.referenceShape)}`;
+  return s(c.shape ?? c.referenceShape);
+}
+
+function statusLabel(c: TensorComparison): string {
+  switch (c.status) {
+    case 'pass':
+      return 'pass';
+    case 'fail':
+      return 'FAIL';
+    case 'missing-in-reference':
+      return 'not in reference';
+    case 'missing-in-library':
+      return 'not produced';
+  }
+}
+
+interface Row {
+  cells: string[];
+  comparison: TensorComparison;
+}
+
+const HEADERS = ['#', 'tensor', 'status', 'shape', 'max abs err', 'max rel err', 'worst [index] got vs ref', 'within tol', 'cosine', 'inf/nan'];
+
+function rows(result: ComparisonResult): Row[] {
+  return result.results.map((c, i) => {
+    const compared = c.status === 'pass' || c.status === 'fail';
+    const numeric = compared && c.shapeMatch && c.dtypeMatch;
+    const name = c.referenceName !== c.name ? `${c.name} (ref: ${c.referenceName})` : c.name;
+    return {
+      comparison: c,
+      cells: [
+        String(i + 1),
+        name + (c.ropePermuted ? ' [HF RoPE layout]' : ''),
+        statusLabel(c),
+        fmtShape(c),
+        numeric ? fmtErr(c.maxAbsError) : '',
+        numeric ? fmtErr(c.maxRelError) : '',
+        numeric ? fmtWorst(c) : '',
+        numeric ? `${(100 * c.passFraction).toFixed(c.passFraction === 1 ? 0 : 3)}%` : '',
+        numeric ? fmtCos(c) : '',
+        numeric ? (c.nonfiniteMatch ? 'match' : `${c.nonfiniteMismatchCount} differ`) : '',
+      ],
+    };
+  });
+}
+
+function summaryLines(result: ComparisonResult): string[] {
+  const s = result.settings;
+  const lines = [
+    result.allPassed
+      ? `All ${result.passed} compared tensors pass.`
+      : result.failed > 0
+        ? `${result.failed} of ${result.passed + result.failed} compared tensors FAIL. First divergent tensor: ${result.firstDivergent}.`
+        : 'No tensor was compared: the library and the reference have no names in common.',
+    `Tolerance: |a−b| ≤ atol=${s.tolerance.atol} OR |a−b| ≤ rtol=${s.tolerance.rtol}·|ref|; cosine difference ≤ ${s.cosDiffTol}; integer tensors exact; inf/nan positions exact.`,
+  ];
+  for (const r of s.rules) lines.push(`Rule: ${r.pattern} → rtol=${r.rtol}, atol=${r.atol}`);
+  if (s.officialNames) lines.push('Reference names mapped from official-code names (SPEC §2.4).');
+  if (s.hfRope) lines.push('HF permuted-RoPE layout: library q_pe/k_pe permuted by P before comparing (SPEC §3.4).');
+  if (result.missingInLibrary.length > 0) {
+    lines.push(`${result.missingInLibrary.length} reference tensor(s) have no library counterpart (check the names): ${result.missingInLibrary.slice(0, 5).join(', ')}${result.missingInLibrary.length > 5 ? ', …' : ''}`);
+  }
+  if (result.missingInReference.length > 0) lines.push(`${result.missingInReference.length} library tensor(s) are not in the reference (not compared).`);
+  return lines;
+}
+
+/** The first failing tensor's reasons, the lines a user reads first. */
+function divergentLines(result: ComparisonResult): string[] {
+  const c = result.results.find((r) => r.status === 'fail');
+  if (c === undefined) return [];
+  return [`First divergent tensor \`${c.name}\`:`, ...c.reasons.map((r) => `- ${r}`), ...(c.worstIndex ? [`- worst element ${fmtWorst(c)}`] : [])];
+}
+
+function mdEscape(s: string): string {
+  return s.replace(/\|/g, '\\|');
+}
+
+/** Markdown text: a summary, the first divergent tensor's reasons, then one table row per tensor. */
+export function comparisonToMarkdown(result: ComparisonResult, title = 'dsv3 verify report'): string {
+  const out = [`# ${title}`, '', ...summaryLines(result).map((l) => `${l}  `), ''];
+  const div = divergentLines(result);
+  if (div.length > 0) out.push(...div, '');
+  out.push(`| ${HEADERS.join(' | ')} |`, `| ${HEADERS.map(() => '---').join(' | ')} |`);
+  for (const r of rows(result)) {
+    const cells = r.cells.map(mdEscape);
+    if (r.comparison.name === result.firstDivergent) cells[2] = `**${cells[2]} (first)**`;
+    out.push(`| ${cells.join(' | ')} |`);
+  }
+  return out.join('\n') + '\n';
+}
+
+function htmlEscape(s: string): string {
+  return s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]!);
+}
+
+/** A self-contained HTML page (inline CSS, no scripts or external assets). */
+export function comparisonToHTML(result: ComparisonResult, title = 'dsv3 verify report'): string {
+  const css = `body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;font:12px ui-monospace,monospace}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
+th{background:#f0f0f0;position:sticky;top:0}
+tr.pass td:nth-child(3){color:#176f2c}
+tr.fail{background:#fde8e8} tr.fail td:nth-child(3){color:#b00020;font-weight:bold}
+tr.first{outline:3px solid #b00020}
+tr.missing-in-reference,tr.missing-in-library{color:#888}
+.summary{padding:.5em 1em;border-left:4px solid #888;background:#fafafa}
+.ok{border-color:#176f2c}.bad{border-color:#b00020}`;
+  const cls = result.allPassed ? 'ok' : 'bad';
+  const body = [
+    `<h1>${htmlEscape(title)}</h1>`,
+    `<div class="summary ${cls}">${summaryLines(result).map((l) => `<p>${htmlEscape(l)}</p>`).join('')}</div>`,
+  ];
+  const div = divergentLines(result);
+  if (div.length > 0) {
+    body.push(`<h2>${htmlEscape(div[0]!.replace(/`/g, ''))}</h2><ul>${div.slice(1).map((l) => `<li>${htmlEscape(l.slice(2))}</li>`).join('')}</ul>`);
+  }
+  body.push('<table><thead><tr>' + HEADERS.map((h) => `<th>${htmlEscape(h)}</th>`).join('') + '</tr></thead><tbody>');
+  for (const r of rows(result)) {
+    const first = r.comparison.name === result.firstDivergent ? ' first' : '';
+    const title = r.comparison.reasons.length > 0 ? ` title="${htmlEscape(r.comparison.reasons.join('; '))}"` : '';
+    body.push(`<tr class="${r.comparison.status}${first}"${title}>${r.cells.map((c) => `<td>${htmlEscape(c)}</td>`).join('')}</tr>`);
+  }
+  body.push('</tbody></table>');
+  return `<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>${htmlEscape(title)}</title><style>${css}</style></head>\n<body>\n${body.join('\n')}\n</body></html>\n`;
+}
+
+/** Renders in the given format. */
+export function renderComparison(result: ComparisonResult, format: ReportFormat, title?: string): string {
+  if (format === 'json') return comparisonToJSON(result);
+  if (format === 'markdown') return comparisonToMarkdown(result, title);
+  return comparisonToHTML(result, title);
+}
+
+/** A compact plain-text summary for a terminal: one line per failing tensor, then the verdict. */
+export function comparisonToText(result: ComparisonResult, maxLines = 20): string {
+  const lines: string[] = [];
+  const fails = result.results.filter((r) => r.status === 'fail');
+  for (const c of fails.slice(0, maxLines)) {
+    lines.push(`FAIL ${c.name}: ${c.reasons.join('; ')}${c.worstIndex ? `; worst ${fmtWorst(c)}` : ''}`);
+  }
+  if (fails.length > maxLines) lines.push(`… ${fails.length - maxLines} more failing tensors`);
+  lines.push(...summaryLines(result));
+  return lines.join('\n') + '\n';
+}
