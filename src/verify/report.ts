@@ -138,6 +138,11 @@ export function comparisonToMarkdown(result: ComparisonResult, title = 'dsv3 ver
     if (r.comparison.name === result.firstDivergent) cells[2] = `**${cells[2]} (first)**`;
     out.push(`| ${cells.join(' | ')} |`);
   }
+  const fails = result.results.filter((r) => r.status === 'fail');
+  if (fails.length > 0) {
+    out.push('', '## Failures', '');
+    for (const c of fails) out.push(`- \`${c.name}\`: ${c.reasons.join('; ')}`);
+  }
   return out.join('\n') + '\n';
 }
 
