@@ -1,0 +1,442 @@
+/**
+ * Multi-head Latent Attention (SPEC §3.6), both paths, forward and backward.
+ *
+ * Notation: B batch, S new tokens, d hidden, H heads, n = qk_nope_head_dim, R = qk_rope_head_dim,
+ * V = v_head_dim, C = kv_lora_rank, qr = q_lora_rank, T = key length, τ = softmaxScale(config).
+ * Query-side head tensors are kept head-major, [B, H, S, ·], so each (b, h) is one contiguous
+ * slab for the batched matmuls.
+ *
+ * Trace hooks (when `opts.trace` is set; prefix defaults to `self_attn`):
+ * - `${prefix}.q_a_layernorm:out` [B, S, qr]   (only with q LoRA)
+ * - `${prefix}:q`                 [B, S, H, n+R] q_b_proj / q_proj output, before RoPE
+ * - `${prefix}.kv_a_layernorm:out` [B, S, C]   ĉ of the new tokens
+ * - `${prefix}:q_pe`              [B, S, H, R]  after RoPE
+ * - `${prefix}:k_pe`              [B, S, R]     shared RoPE key of the new tokens, after RoPE
+ * - `${prefix}.kv_b_proj:out`     [B, S, H, n+V] (naive path only)
+ * - `${prefix}:attn_scores`       [B, H, S, T]  τ·q·k before softmax, masked entries −∞
+ * - `${prefix}:attn_probs`        [B, H, S, T]
+ * - `${prefix}:o`                 [B, S, H·V]   head outputs, the input of o_proj
+ * - `${prefix}:out`               [B, S, d]
+ */
+import { InputError, ShapeError, WeightsError } from '../errors.js';
+import { kernelsFor } from '../kernels/index.js';
+import { allocate, dtypeOf, Tensor, type DType, type FloatArray } from '../tensor.js';
+import type { ModelConfig } from './config.js';
+import type { MLACache } from './kv_cache.js';
+import { rmsnormForward } from './rmsnorm.js';
+import { softmaxScale, type RopeTables } from './rope.js';
+import type { TraceFn } from './trace.js';
+
+/** The weights of one MLA module (HF names, without `.weight`); the same record holds gradients. */
+export interface MLAWeights {
+  /** [H·(n+R), d], only when q_lora_rank = 0. */
+  q_proj?: Tensor;
+  /** [qr, d]. */
+  q_a_proj?: Tensor;
+  /** [qr]. */
+  q_a_layernorm?: Tensor;
+  /** [H·(n+R), qr]. */
+  q_b_proj?: Tensor;
+  /** [C+R, d]: rows 0..C−1 the latent, C..C+R−1 the shared RoPE key. */
+  kv_a_proj_with_mqa: Tensor;
+  /** [C]. */
+  kv_a_layernorm: Tensor;
+  /** [H·(n+V), C]: rows of head h are [k_nope (n) | v (V)]. */
+  kv_b_proj: Tensor;
+  /** [d, H·V]. */
+  o_proj: Tensor;
+}
+
+/** Which attention path computes the scores: `naive` (per-head K, V) or `absorb` (kv_b_proj folded into q and o). */
+export type AttnImpl = 'naive' | 'absorb';
+
+/** Options of {@link mlaForward}. */
+export interface MLAOptions {
+  /** Absolute position of the first new token (= tokens already in the cache). */
+  startPos: number;
+  rope: RopeTables;
+  attn: AttnImpl;
+  /** This layer's cache; its kind must match `attn`. */
+  cache?: MLACache;
+  /** Keep what {@link mlaBackward} needs (cache-free calls only). */
+  save?: boolean;
+  trace?: TraceFn;
+  /** Module path for trace names, e.g. `model.layers.3.self_attn`. */
+  prefix?: string;
+}
+
+/**
+ * What the forward keeps for the backward (naive form; both paths compute the same function,
+ * so an absorbed forward also builds the naive K and V when saving). `x` is referenced, not
+ * copied: the caller must not overwrite it before the backward.
+ */
+export interface MLASaved {
+  B: number;
+  S: number;
+  startPos: number;
+  rope: RopeTables;
+  /** x: [B, S, d]. */
+  x: FloatArray;
+  /** c^Q = x·W_qaᵀ [B·S, qr] and its rstd [B·S] (q LoRA only). */
+  cq: FloatArray | null;
+  rstdQ: FloatArray | null;
+  /** q_a_layernorm(c^Q) [B·S, qr], the input of q_b_proj (q LoRA only). */
+  cqn: FloatArray | null;
+  /** latent c before kv_a_layernorm [B·S, C] and its rstd [B·S]. */
+  latent: FloatArray;
+  rstdKv: FloatArray;
+  /** ĉ = kv_a_layernorm(c) [B·S, C], the input of kv_b_proj. */
+  cHat: FloatArray;
+  /** Q = [q_nope ; RoPE(q_pe)] [B, H, S, n+R]. */
+  Q: FloatArray;
+  /** K = [k_nope ; RoPE(k_pe)] [B, H, S, n+R]. */
+  K: FloatArray;
+  /** values [B, H, S, V]. */
+  Vh: FloatArray;
+  /** softmax probabilities [B, H, S, S]. */
+  P: FloatArray;
+  /** head outputs flattened [B·S, H·V], the input of o_proj. */
+  oFlat: FloatArray;
+}
+
+/** A strided 4-D view: element (b, h, s, j) is at off + b·sb + h·sh + s·ss + j. */
+interface View {
+  data: FloatArray;
+  off: number;
+  sb: number;
+  sh: number;
+  ss: number;
+}
+
+/** dst(b,h,s,0:w) (+)= src(b,h,s,0:w) for b<B, h<H, s<S: all the layout changes of this file. */
+function copyBlocks(src: View, dst: View, B: number, H: number, S: number, w: number, add = false): void {
+  const a = src.data;
+  const c = dst.data;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let s = 0; s < S; s++) {
+        const i = src.off + b * src.sb + h * src.sh + s * src.ss;
+        const o = dst.off + b * dst.sb + h * dst.sh + s * dst.ss;
+        if (add) for (let j = 0; j < w; j++) c[o + j] = c[o + j]! + a[i + j]!;
+        else for (let j = 0; j < w; j++) c[o + j] = a[i + j]!;
+      }
+    }
+  }
+}
+
+/** View of [B, H, S, width] (head-major) at column `off`. */
+function headMajor(data: FloatArray, off: number, width: number, H: number, S: number): View {
+  return { data, off, sb: H * S * width, sh: S * width, ss: width };
+}
+
+/**
+ * View of [B, Tcap, H, width] (token-major, the layout of projections and caches) at column
+ * `off`; H = 0 makes a head-broadcast view of [B, Tcap, width].
+ */
+function tokenMajor(data: FloatArray, off: number, width: number, H: number, Tcap: number): View {
+  const row = Math.max(H, 1) * width;
+  return { data, off, sb: Tcap * row, sh: H === 0 ? 0 : width, ss: row };
+}
+
+/** Dimensions used throughout; T is the key length of the call. */
+interface Dims {
+  d: number;
+  H: number;
+  n: number;
+  R: number;
+  V: number;
+  C: number;
+  qr: number;
+  qk: number;
+}
+
+function dimsOf(config: ModelConfig): Dims {
+  const n = config.qkNopeHeadDim;
+  const R = config.qkRopeHeadDim;
+  return { d: config.hiddenSize, H: config.numAttentionHeads, n, R, V: config.vHeadDim, C: config.kvLoraRank, qr: config.qLoraRank, qk: n + R };
+}
+
+function checkTensor(what: string, name: string, t: Tensor | undefined, shape: readonly number[], dtype: DType): Tensor {
+  if (t === undefined) throw new WeightsError(`MLA ${what}: missing '${name}' (expected shape [${shape.join(', ')}])`);
+  if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
+    throw new ShapeError(`MLA ${what}: '${name}' has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  }
+  if (t.dtype !== dtype) throw new ShapeError(`MLA ${what}: '${name}' is ${t.dtype}, the activations are ${dtype}`);
+  return t;
+}
+
+/** Checks every tensor of an MLA weight (or gradient) record against the config. */
+function checkMLAWeights(config: ModelConfig, w: MLAWeights, dtype: DType, what: string): void {
+  const { d, H, R, V, C, qr, qk, n } = dimsOf(config);
+  if (qr > 0) {
+    checkTensor(what, 'q_a_proj', w.q_a_proj, [qr, d], dtype);
+    checkTensor(what, 'q_a_layernorm', w.q_a_layernorm, [qr], dtype);
+    checkTensor(what, 'q_b_proj', w.q_b_proj, [H * qk, qr], dtype);
+  } else {
+    checkTensor(what, 'q_proj', w.q_proj, [H * qk, d], dtype);
+  }
+  checkTensor(what, 'kv_a_proj_with_mqa', w.kv_a_proj_with_mqa, [C + R, d], dtype);
+  checkTensor(what, 'kv_a_layernorm', w.kv_a_layernorm, [C], dtype);
+  checkTensor(what, 'kv_b_proj', w.kv_b_proj, [H * (n + V), C], dtype);
+  checkTensor(what, 'o_proj', w.o_proj, [d, H * V], dtype);
+}
+
+/**
+ * Collects the MLA weights of one layer from a checkpoint map; `prefix` is like
+ * `model.layers.3.self_attn`. The query path is q LoRA iff `${prefix}.q_a_proj.weight` exists.
+ */
+export function mlaWeightsFrom(weights: ReadonlyMap<string, Tensor>, prefix: string): MLAWeights {
+  const get = (name: string): Tensor => {
+    const t = weights.get(`${prefix}.${name}.weight`);
+    if (t === undefined) throw new WeightsError(`missing tensor '${prefix}.${name}.weight'`);
+    return t;
+  };
+  const w: MLAWeights = {
+    kv_a_proj_with_mqa: get('kv_a_proj_with_mqa'),
+    kv_a_layernorm: get('kv_a_layernorm'),
+    kv_b_proj: get('kv_b_proj'),
+    o_proj: get('o_proj'),
+  };
+  if (weights.has(`${prefix}.q_a_proj.weight`)) {
+    w.q_a_proj = get('q_a_proj');
+    w.q_a_layernorm = get('q_a_layernorm');
+    w.q_b_proj = get('q_b_proj');
+  } else {
+    w.q_proj = get('q_proj');
+  }
+  return w;
+}
+
+/** A zero-filled record with the shapes and precision of `w` (gradient buffers for {@link mlaBackward}). */
+export function zerosLikeMLAWeights(w: MLAWeights): MLAWeights {
+  const z = (t: Tensor): Tensor => Tensor.zeros(t.shape, t.dtype);
+  const g: MLAWeights = { kv_a_proj_with_mqa: z(w.kv_a_proj_with_mqa), kv_a_layernorm: z(w.kv_a_layernorm), kv_b_proj: z(w.kv_b_proj), o_proj: z(w.o_proj) };
+  if (w.q_proj) g.q_proj = z(w.q_proj);
+  if (w.q_a_proj) g.q_a_proj = z(w.q_a_proj);
+  if (w.q_a_layernorm) g.q_a_layernorm = z(w.q_a_layernorm);
+  if (w.q_b_proj) g.q_b_proj = z(w.q_b_proj);
+  return g;
+}
+
+/** Positions of rows laid out [B, H, S] (or [B, S] with H = 1): p = startPos + s. */
+function positions(B: number, H: number, S: number, startPos: number): Int32Array {
+  const pos = new Int32Array(B * H * S);
+  for (let r = 0; r < B * H; r++) for (let s = 0; s < S; s++) pos[r * S + s] = startPos + s;
+  return pos;
+}
+
+/**
+ * Naive-form Q, K, V of a cache-free call (keys = the S new tokens):
+ * Q [B,H,S,n+R] = [q_nope ; q_pe], K [B,H,S,n+R] = [k_nope ; k_pe] (k_pe broadcast to every head), V [B,H,S,V].
+ */
+function naiveQKV(dm: Dims, B: number, S: number, qNope: FloatArray, qPe: FloatArray, kv: FloatArray, kPe: FloatArray) {
+  const { H, n, R, V, qk } = dm;
+  const dtype = dtypeOf(qNope);
+  const Q = allocate(dtype, B * H * S * qk);
+  const K = allocate(dtype, B * H * S * qk);
+  const Vh = allocate(dtype, B * H * S * V);
+  copyBlocks(headMajor(qNope, 0, n, H, S), headMajor(Q, 0, qk, H, S), B, H, S, n);
+  copyBlocks(headMajor(qPe, 0, R, H, S), headMajor(Q, n, qk, H, S), B, H, S, R);
+  // kv: [B, S, H, n+V], head h = [k_nope | v]
+  copyBlocks(tokenMajor(kv, 0, n + V, H, S), headMajor(K, 0, qk, H, S), B, H, S, n);
+  copyBlocks(tokenMajor(kv, n, n + V, H, S), headMajor(Vh, 0, V, H, S), B, H, S, V);
+  // k_pe [B, S, R] is one vector per token, shared by all heads (head stride 0)
+  copyBlocks(tokenMajor(kPe, 0, R, 0, S), headMajor(K, n, qk, H, S), B, H, S, R);
+  return { Q, K, Vh };
+}
+
+/** Transposes head-major [B, H, S, w] into token-major [B, S, H, w] for a trace. */
+function toTokenMajor(x: FloatArray, B: number, H: number, S: number, w: number): FloatArray {
+  const y = allocate(dtypeOf(x), B * H * S * w);
+  copyBlocks(headMajor(x, 0, w, H, S), tokenMajor(y, 0, w, H, S), B, H, S, w);
+  return y;
+}
+
+function checkCache(config: ModelConfig, cache: MLACache, attn: AttnImpl, B: number, dtype: DType): void {
+  if (cache.attn !== attn) throw new InputError(`mlaForward: a '${cache.attn}' cache cannot serve the '${attn}' attention path`);
+  if (cache.dtype !== dtype) throw new InputError(`mlaForward: the cache is ${cache.dtype}, the activations are ${dtype}`);
+  if (cache.batch !== B) throw new InputError(`mlaForward: batch ${B} does not match the cache's batch ${cache.batch}`);
+  const ok =
+    cache.attn === 'naive'
+      ? cache.heads === config.numAttentionHeads && cache.qkHeadDim === config.qkNopeHeadDim + config.qkRopeHeadDim && cache.vHeadDim === config.vHeadDim
+      : cache.kvLoraRank === config.kvLoraRank && cache.ropeDim === config.qkRopeHeadDim;
+  if (!ok) throw new InputError(`mlaForward: the ${cache.attn} cache was created for other attention dimensions than this config's`);
+}
+
+/**
+ * MLA forward (SPEC §3.6). x: [B, S, d] → out: [B, S, d]. Query s sits at position
+ * p = startPos + s. With a cache, the S new entries are written at [startPos, startPos + S)
+ * and the queries attend over keys [0, startPos + S) with the general causal mask
+ * t ≤ startPos + s (chunked prefill, decode, speculative verification). Without a cache the
+ * keys are the S new tokens (positions startPos..startPos+S−1). `attn` picks the naive or the
+ * weight-absorbed path; both compute the same function. With `save`, returns what
+ * {@link mlaBackward} needs (cache-free calls only).
+ */
+export function mlaForward(
+  config: ModelConfig,
+  w: MLAWeights,
+  x: FloatArray,
+  B: number,
+  S: number,
+  opts: MLAOptions,
+): { out: FloatArray; saved: MLASaved | null } {
+  const dtype = dtypeOf(x);
+  const k = kernelsFor(dtype);
+  const dm = dimsOf(config);
+  const { d, H, n, R, V, C, qr, qk } = dm;
+  const N = B * S;
+  const { startPos, rope, attn, cache, trace } = opts;
+  const prefix = opts.prefix ?? 'self_attn';
+  const save = opts.save === true;
+  if (!Number.isInteger(B) || !Number.isInteger(S) || B < 1 || S < 1) throw new ShapeError(`mlaForward: B and S must be positive integers, got B=${B}, S=${S}`);
+  if (x.length !== N * d) throw new ShapeError(`mlaForward: x has ${x.length} elements, expected B·S·d = ${B}·${S}·${d}`);
+  if (!Number.isInteger(startPos) || startPos < 0) throw new InputError(`mlaForward: startPos must be a non-negative integer, got ${startPos}`);
+  if (attn !== 'naive' && attn !== 'absorb') throw new InputError(`mlaForward: unknown attention path '${String(attn)}' (expected 'naive' or 'absorb')`);
+  if (startPos + S > rope.maxPositions) throw new InputError(`mlaForward: position ${startPos + S - 1} is beyond the RoPE tables (${rope.maxPositions} positions)`);
+  if (rope.halfDim * 2 !== R || dtypeOf(rope.cos) !== dtype) throw new ShapeError(`mlaForward: RoPE tables (${rope.halfDim * 2}-wide, ${dtypeOf(rope.cos)}) do not fit R = ${R}, ${dtype}`);
+  if (save && cache) throw new InputError('mlaForward: save (for the backward) is only supported on cache-free calls');
+  checkMLAWeights(config, w, dtype, 'weights');
+  if (cache) checkCache(config, cache, attn, B, dtype);
+  const tau = softmaxScale(config);
+  const eps = config.rmsNormEps;
+
+  // ---- query path: q = q_b_proj(q_a_layernorm(q_a_proj(x))) or q_proj(x): [B, S, H, n+R]
+  const q = allocate(dtype, N * H * qk);
+  let cq: FloatArray | null = null;
+  let cqn: FloatArray | null = null;
+  let rstdQ: FloatArray | null = null;
+  if (qr > 0) {
+    cq = allocate(dtype, N * qr);
+    k.matmul('nt', x, w.q_a_proj!.data, cq, N, qr, d);
+    ({ y: cqn, rstd: rstdQ } = rmsnormForward(cq, w.q_a_layernorm!.data, N, qr, eps));
+    trace?.(`${prefix}.q_a_layernorm:out`, [B, S, qr], cqn);
+    k.matmul('nt', cqn, w.q_b_proj!.data, q, N, H * qk, qr);
+  } else {
+    k.matmul('nt', x, w.q_proj!.data, q, N, H * qk, d);
+  }
+  trace?.(`${prefix}:q`, [B, S, H, qk], q);
+  // split per head into q_nope [B,H,S,n] and q_pe [B,H,S,R]; RoPE on q_pe at p = startPos + s
+  const qNope = allocate(dtype, N * H * n);
+  const qPe = allocate(dtype, N * H * R);
+  copyBlocks(tokenMajor(q, 0, qk, H, S), headMajor(qNope, 0, n, H, S), B, H, S, n);
+  copyBlocks(tokenMajor(q, n, qk, H, S), headMajor(qPe, 0, R, H, S), B, H, S, R);
+  k.rope(qPe, qPe, rope.cos, rope.sin, positions(B, H, S, startPos), N * H, R, false);
+  if (trace) trace(`${prefix}:q_pe`, [B, S, H, R], toTokenMajor(qPe, B, H, S, R));
+
+  // ---- KV path: [c | k_pe] = kv_a_proj_with_mqa(x); ĉ = kv_a_layernorm(c) (the norm sees the latent only)
+  const kva = allocate(dtype, N * (C + R));
+  k.matmul('nt', x, w.kv_a_proj_with_mqa.data, kva, N, C + R, d);
+  const latent = allocate(dtype, N * C);
+  const kPe = allocate(dtype, N * R);
+  copyBlocks(tokenMajor(kva, 0, C + R, 0, S), tokenMajor(latent, 0, C, 0, S), B, 1, S, C);
+  copyBlocks(tokenMajor(kva, C, C + R, 0, S), tokenMajor(kPe, 0, R, 0, S), B, 1, S, R);
+  const { y: cHat, rstd: rstdKv } = rmsnormForward(latent, w.kv_a_layernorm.data, N, C, eps);
+  // the single shared RoPE key, rotated at the same positions as the queries
+  k.rope(kPe, kPe, rope.cos, rope.sin, positions(B, 1, S, startPos), N, R, false);
+  trace?.(`${prefix}.kv_a_layernorm:out`, [B, S, C], cHat);
+  trace?.(`${prefix}:k_pe`, [B, S, R], kPe);
+
+  // keys: with a cache, [0, startPos + S) at positions t; without, the S new tokens at startPos + t
+  if (cache) cache.reserve(startPos, S, B);
+  const T = cache ? startPos + S : S;
+  const keyPos0 = cache ? 0 : startPos;
+  const scores = allocate(dtype, B * H * S * T); // [B, H, S, T]
+  const O = allocate(dtype, B * H * S * V); // head outputs [B, H, S, V]
+  let naive: { Q: FloatArray; K: FloatArray; Vh: FloatArray } | null = null;
+  let vKeys: FloatArray | null = null; // naive path: values of the T keys [B, H, T, V]
+  const kvW = H * (n + V);
+  let kv: FloatArray | null = null;
+  if (attn === 'naive' || save) {
+    // kv = kv_b_proj(ĉ): [B, S, H, n+V], head h = [k_nope | v]
+    kv = allocate(dtype, N * kvW);
+    k.matmul('nt', cHat, w.kv_b_proj.data, kv, N, kvW, C);
+    naive = naiveQKV(dm, B, S, qNope, qPe, kv, kPe);
+  }
+
+  if (attn === 'naive') {
+    trace?.(`${prefix}.kv_b_proj:out`, [B, S, H, n + V], kv!);
+    const Q = naive!.Q;
+    let K = naive!.K;
+    vKeys = naive!.Vh;
+    if (cache && cache.attn === 'naive') {
+      // write k = [k_nope ; k_pe] and v of the new tokens at [startPos, startPos+S), then read all T keys
+      const Tc = cache.maxLen;
+      copyBlocks(headMajor(K, 0, qk, H, S), { ...tokenMajor(cache.k, 0, qk, H, Tc), off: startPos * H * qk }, B, H, S, qk);
+      copyBlocks(headMajor(vKeys, 0, V, H, S), { ...tokenMajor(cache.v, 0, V, H, Tc), off: startPos * H * V }, B, H, S, V);
+      K = allocate(dtype, B * H * T * qk);
+      vKeys = allocate(dtype, B * H * T * V);
+      copyBlocks(tokenMajor(cache.k, 0, qk, H, Tc), headMajor(K, 0, qk, H, T), B, H, T, qk);
+      copyBlocks(tokenMajor(cache.v, 0, V, H, Tc), headMajor(vKeys, 0, V, H, T), B, H, T, V);
+    }
+    // A = Q·Kᵀ per (b, h): [S, T]
+    k.matmulBatched('nt', Q, K, scores, B * H, S, T, qk);
+  } else {
+    // absorbed: W_kvb viewed as [H, n+V, C]; W_UK[h] = rows 0..n−1, W_UV[h] = rows n..n+V−1
+    const Wkvb = w.kv_b_proj.data;
+    let keysC = cHat; // ĉ of the keys: [B, Tcap, C]
+    let keysR = kPe; // rotated k_pe of the keys: [B, Tcap, R]
+    let Tcap = S;
+    if (cache && cache.attn === 'absorb') {
+      Tcap = cache.maxLen;
+      copyBlocks(tokenMajor(cHat, 0, C, 0, S), { ...tokenMajor(cache.latent, 0, C, 0, Tcap), off: startPos * C }, B, 1, S, C);
+      copyBlocks(tokenMajor(kPe, 0, R, 0, S), { ...tokenMajor(cache.kPe, 0, R, 0, Tcap), off: startPos * R }, B, 1, S, R);
+      keysC = cache.latent;
+      keysR = cache.kPe;
+    }
+    const qAbs = allocate(dtype, H * S * C); // q̃ of one batch row: [H, S, C]
+    for (let b = 0; b < B; b++) {
+      const qN = qNope.subarray(b * H * S * n, (b + 1) * H * S * n);
+      const qP = qPe.subarray(b * H * S * R, (b + 1) * H * S * R);
+      const cB = keysC.subarray(b * Tcap * C, (b * Tcap + T) * C);
+      const rB = keysR.subarray(b * Tcap * R, (b * Tcap + T) * R);
+      const sc = scores.subarray(b * H * S * T, (b + 1) * H * S * T);
+      // q̃[h] = q_nope[h] · W_UK[h]: [S, n]·[n, C]
+      k.matmulBatched('nn', qN, Wkvb, qAbs, H, S, C, n, false, (n + V) * C);
+      // A = q̃·ĉᵀ + q_pe·k_peᵀ, rows (h, s): [H·S, T]
+      k.matmul('nt', qAbs, cB, sc, H * S, T, C);
+      k.matmul('nt', qP, rB, sc, H * S, T, R, true);
+    }
+  }
+
+  // scale, then the general causal mask: key t (position keyPos0 + t) is visible iff keyPos0 + t ≤ startPos + s
+  for (let r = 0; r < B * H; r++) {
+    for (let s = 0; s < S; s++) {
+      const o = (r * S + s) * T;
+      const last = startPos + s - keyPos0; // last visible key index
+      for (let t = 0; t < T; t++) scores[o + t] = t <= last ? scores[o + t]! * tau : -Infinity;
+    }
+  }
+  trace?.(`${prefix}:attn_scores`, [B, H, S, T], scores);
+  const P = scores;
+  k.softmaxForward(scores, P, B * H * S, T);
+  trace?.(`${prefix}:attn_probs`, [B, H, S, T], P);
+
+  if (attn === 'naive') {
+    // o = P·v per (b, h): [S, T]·[T, V]
+    k.matmulBatched('nn', P, vKeys!, O, B * H, S, V, T);
+  } else {
+    const Tcap = cache ? cache.maxLen : S;
+    const keysC = cache && cache.attn === 'absorb' ? cache.latent : cHat;
+    const WUV = w.kv_b_proj.data.subarray(n * C);
+    const oLat = allocate(dtype, H * S * C); // õ of one batch row: [H, S, C]
+    for (let b = 0; b < B; b++) {
+      const cB = keysC.subarray(b * Tcap * C, (b * Tcap + T) * C);
+      // õ = P·ĉ: [H·S, T]·[T, C]
+      k.matmul('nn', P.subarray(b * H * S * T, (b + 1) * H * S * T), cB, oLat, H * S, C, T);
+      // o[h] = õ[h]·W_UV[h]ᵀ: [S, C]·[C, V]
+      k.matmulBatched('nt', oLat, WUV, O.subarray(b * H * S * V, (b + 1) * H * S * V), H, S, V, C, false, (n + V) * C);
+    }
+  }
+
+  // u = o_proj(flatten_{h,j} o): o flattened at index h·V + j
+  const oFlat = toTokenMajor(O, B, H, S, V);
+  trace?.(`${prefix}:o`, [B, S, H * V], oFlat);
+  const out = allocate(dtype, N * d);
+  k.matmul('nt', oFlat, w.o_proj.data, out, N, d, H * V);
+  trace?.(`${prefix}:out`, [B, S, d], out);
+
+  const saved: MLASaved | null = save
+    ? { B, S, startPos, rope, x, cq, rstdQ, cqn, latent, rstdKv, cHat, Q: naive!.Q, K: naive!.K, Vh: naive!.Vh, P, oFlat }
+    : null;
+  return { out, saved };
+}

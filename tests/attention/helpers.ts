@@ -1,0 +1,191 @@
+/**
+ * Test helpers of the attention area: small configs, seeded random MLA weights, and the golden
+ * fixtures (config.json → ModelConfig, safetensors tensors as f32/f64 arrays).
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseSafetensors, tensorToFloat32, tensorToFloat64 } from '../../src/io/safetensors.js';
+import type { ModelConfig } from '../../src/model/config.js';
+import type { MLAWeights } from '../../src/model/attention.js';
+import { Random } from '../../src/random.js';
+import { Tensor, type DType, type FloatArray } from '../../src/tensor.js';
+
+export const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'golden');
+
+/** The MLA-relevant shape of a config; everything else gets harmless defaults. */
+export interface MLAShape {
+  hidden: number;
+  heads: number;
+  qLoraRank: number;
+  kvLoraRank: number;
+  nope: number;
+  rope: number;
+  v: number;
+  ropeTheta?: number;
+  yarn?: ModelConfig['ropeScaling'];
+}
+
+export function mlaConfig(s: MLAShape): ModelConfig {
+  return {
+    vocabSize: 32,
+    hiddenSize: s.hidden,
+    numHiddenLayers: 1,
+    firstKDenseReplace: 1,
+    intermediateSize: 16,
+    rmsNormEps: 1e-6,
+    numAttentionHeads: s.heads,
+    qLoraRank: s.qLoraRank,
+    kvLoraRank: s.kvLoraRank,
+    qkNopeHeadDim: s.nope,
+    qkRopeHeadDim: s.rope,
+    vHeadDim: s.v,
+    ropeTheta: s.ropeTheta ?? 10000,
+    ropeScaling: s.yarn ?? null,
+    maxPositionEmbeddings: 4096,
+    nRoutedExperts: 4,
+    nSharedExperts: 1,
+    numExpertsPerTok: 2,
+    moeIntermediateSize: 8,
+    nGroup: 1,
+    topkGroup: 1,
+    scoringFunc: 'sigmoid',
+    normTopkProb: true,
+    routedScalingFactor: 1,
+    topkMethod: 'greedy',
+    numNextnPredictLayers: 0,
+    bosTokenId: 0,
+    eosTokenId: 1,
+  };
+}
+
+/** HF config.json → ModelConfig (the keys SPEC §1.1 lists; enough for the golden cases). */
+export function configFromHFJson(j: Record<string, any>): ModelConfig {
+  const rs = j.rope_scaling;
+  return {
+    vocabSize: j.vocab_size,
+    hiddenSize: j.hidden_size,
+    numHiddenLayers: j.num_hidden_layers,
+    firstKDenseReplace: j.first_k_dense_replace,
+    intermediateSize: j.intermediate_size,
+    rmsNormEps: j.rms_norm_eps,
+    numAttentionHeads: j.num_attention_heads,
+    qLoraRank: j.q_lora_rank ?? 0,
+    kvLoraRank: j.kv_lora_rank,
+    qkNopeHeadDim: j.qk_nope_head_dim,
+    qkRopeHeadDim: j.qk_rope_head_dim,
+    vHeadDim: j.v_head_dim,
+    ropeTheta: j.rope_theta,
+    ropeScaling:
+      rs == null
+        ? null
+        : {
+            factor: rs.factor,
+            originalMaxPositionEmbeddings: rs.original_max_position_embeddings,
+            betaFast: rs.beta_fast,
+            betaSlow: rs.beta_slow,
+            mscale: rs.mscale ?? 1,
+            mscaleAllDim: rs.mscale_all_dim ?? 1,
+          },
+    maxPositionEmbeddings: j.max_position_embeddings,
+    nRoutedExperts: j.n_routed_experts,
+    nSharedExperts: j.n_shared_experts,
+    numExpertsPerTok: j.num_experts_per_tok,
+    moeIntermediateSize: j.moe_intermediate_size,
+    nGroup: j.n_group,
+    topkGroup: j.topk_group,
+    scoringFunc: j.scoring_func,
+    normTopkProb: j.norm_topk_prob,
+    routedScalingFactor: j.routed_scaling_factor,
+    topkMethod: j.topk_method,
+    numNextnPredictLayers: j.num_nextn_predict_layers ?? 0,
+    bosTokenId: j.bos_token_id ?? 0,
+    eosTokenId: j.eos_token_id ?? 1,
+  };
+}
+
+export interface GoldenCase {
+  config: ModelConfig;
+  meta: Record<string, any>;
+  has(name: string): boolean;
+  /** model.safetensors tensors converted to the requested precision. */
+  weight(name: string, dtype: DType): Tensor;
+  /** expected.safetensors tensor as f64 values plus its shape. */
+  expected(name: string): { shape: number[]; data: Float64Array };
+}
+
+export function loadGolden(name: string): GoldenCase {
+  const dir = join(GOLDEN_DIR, name);
+  const config = configFromHFJson(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+  const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
+  const model = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), `${name}/model.safetensors`);
+  const exp = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'expected.safetensors'))), `${name}/expected.safetensors`);
+  return {
+    config,
+    meta,
+    has: (n) => model.tensors.has(n),
+    weight(n, dtype) {
+      const t = model.tensors.get(n);
+      if (!t) throw new Error(`golden ${name}: no weight ${n}`);
+      const data = dtype === 'float64' ? tensorToFloat64(t, n) : tensorToFloat32(t, n);
+      return new Tensor(t.shape, data);
+    },
+    expected(n) {
+      const t = exp.tensors.get(n);
+      if (!t) throw new Error(`golden ${name}: no expected tensor ${n}`);
+      return { shape: t.shape, data: tensorToFloat64(t, n) };
+    },
+  };
+}
+
+/** Seeded random MLA weights: linear N(0, 1/fan_in), norm weights 1 + 0.1·N(0,1) (the golden README's init). */
+export function randomMLAWeights(config: ModelConfig, seed: number, dtype: DType): MLAWeights {
+  const rng = new Random(seed);
+  const d = config.hiddenSize;
+  const H = config.numAttentionHeads;
+  const qk = config.qkNopeHeadDim + config.qkRopeHeadDim;
+  const C = config.kvLoraRank;
+  const R = config.qkRopeHeadDim;
+  const V = config.vHeadDim;
+  const lin = (out: number, inp: number): Tensor => {
+    const t = Tensor.zeros([out, inp], dtype);
+    rng.fillNormal(t.data, 1 / Math.sqrt(inp));
+    return t;
+  };
+  const norm = (n: number): Tensor => {
+    const t = Tensor.zeros([n], dtype);
+    rng.fillNormal(t.data, 0.1, 1);
+    return t;
+  };
+  const w: MLAWeights = {
+    kv_a_proj_with_mqa: lin(C + R, d),
+    kv_a_layernorm: norm(C),
+    kv_b_proj: lin(H * (config.qkNopeHeadDim + V), C),
+    o_proj: lin(d, H * V),
+  };
+  if (config.qLoraRank > 0) {
+    w.q_a_proj = lin(config.qLoraRank, d);
+    w.q_a_layernorm = norm(config.qLoraRank);
+    w.q_b_proj = lin(H * qk, config.qLoraRank);
+  } else {
+    w.q_proj = lin(H * qk, d);
+  }
+  return w;
+}
+
+export function randomArray(n: number, seed: number, dtype: DType, std = 1): FloatArray {
+  const a = dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  new Random(seed).fillNormal(a, std);
+  return a;
+}
+
+/** max |a − b| / max |b|. */
+export function relMaxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  let r = 0;
+  for (let i = 0; i < b.length; i++) {
+    m = Math.max(m, Math.abs(a[i]! - b[i]!));
+    r = Math.max(r, Math.abs(b[i]!));
+  }
+  return m / r;
+}
