@@ -60,7 +60,7 @@ export function greedyToken(x: ArrayLike<number>, offset = 0, n = x.length - off
 
 /**
  * Draws a token from one row of logits: greedy (argmax, ties → lower index) when temperature ≤ 0, else
- * categorical over softmax(logits/temperature) restricted to the top-p nucleus (sorted by probability,
+ * categorical over softmax(logits/temperature) restricted to the top-p nucleus (sorted by logit,
  * ties → lower index; at least one token kept), from one `rng.uniform()` draw.
  */
 export function sampleToken(logits: ArrayLike<number>, temperature: number, topP: number, rng: Random, offset = 0, n = logits.length - offset): number {
@@ -74,7 +74,8 @@ export function sampleToken(logits: ArrayLike<number>, temperature: number, topP
     p[i] = Math.exp((logits[offset + i]! - max) / temperature);
     sum += p[i]!;
   }
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => p[b]! - p[a]! || a - b);
+  // order by logit (not by the rounded probability) so the head of the order is the greedy token
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => logits[offset + b]! - logits[offset + a]! || a - b);
   // nucleus: the shortest prefix of `order` whose probability mass reaches topP
   let kept = 0;
   let mass = 0;

@@ -15,7 +15,7 @@ import { tensorToFloat64, tensorToInt32, type SafetensorsTensor } from '../../sr
 import { DeepSeekV3 } from '../../src/model/model.js';
 import type { DType } from '../../src/tensor.js';
 import { expectClose } from '../helpers/close.js';
-import { loadGoldenCase } from '../helpers/golden.js';
+import { loadGolden as loadGoldenCase } from './helpers.js';
 
 const CASES = ['v3', 'v2lite', 'yarn', 'bf16', 'fp8'] as const;
 type CaseName = (typeof CASES)[number];
