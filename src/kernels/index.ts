@@ -2,11 +2,13 @@ import { BackendError } from '../errors.js';
 import type { DType } from '../tensor.js';
 import { jsKernels } from './js.js';
 import type { Kernels } from './kernels.js';
+import type { WasmVariant } from './wasm.js';
 
 export type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
+export type { WasmKernels, WasmKernelsName, WasmVariant } from './wasm.js';
 export { jsKernels } from './js.js';
 
-/** Which kernel implementation runs for each precision. */
+/** Which kernel implementation runs for each precision: `'js'`, `'wasm-simd'` or `'wasm-relaxed-simd'`. */
 export interface BackendInfo {
   float32: string;
   float64: string;
@@ -32,16 +34,18 @@ export function backendInfo(): BackendInfo {
 }
 
 /**
- * Selects the backend for f32 work. `'wasm'` instantiates the WebAssembly SIMD kernels (the
- * relaxed-SIMD build when the engine validates it) and throws a `BackendError` if the engine
- * has no SIMD: it never falls back silently.
+ * Selects the backend for f32 work. `'wasm'` instantiates the WebAssembly SIMD kernels (by
+ * default the relaxed-SIMD build when the engine validates it; `options.variant` forces one) and
+ * throws a `BackendError` if the engine has no SIMD: it never falls back silently. The returned
+ * {@link BackendInfo} names the implementation that now runs.
  */
-export async function useBackend(name: BackendName): Promise<BackendInfo> {
+export async function useBackend(name: BackendName, options: { variant?: WasmVariant } = {}): Promise<BackendInfo> {
   if (name === 'js') {
     float32Kernels = jsKernels;
   } else if (name === 'wasm') {
+    // loaded on demand: the embedded binaries stay out of bundles that never use them
     const { loadWasmKernels } = await import('./wasm.js');
-    float32Kernels = await loadWasmKernels();
+    float32Kernels = await loadWasmKernels(options);
   } else {
     throw new BackendError(`unknown backend '${String(name)}': expected 'js' or 'wasm'`);
   }

@@ -1,7 +1,403 @@
-import { BackendError } from '../errors.js';
-import type { Kernels } from './kernels.js';
+import { BackendError, InputError, ShapeError } from '../errors.js';
+import type { FloatArray } from '../tensor.js';
+import type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
+import { WasmArena } from './wasm_arena.js';
+import { WASM_RELAXED_SIMD_BASE64, WASM_SIMD_BASE64 } from './wasm_bytes.generated.js';
 
-/** Placeholder until the AssemblyScript build lands: the wasm backend is not available yet. */
-export async function loadWasmKernels(): Promise<Kernels> {
-  throw new BackendError('the wasm backend is not built yet');
+/** Name a wasm kernel set reports: the plain 128-bit SIMD build or the relaxed-SIMD build. */
+export type WasmKernelsName = 'wasm-simd' | 'wasm-relaxed-simd';
+
+/** Which build {@link loadWasmKernels} instantiates. `'auto'` picks relaxed SIMD when the engine validates it. */
+export type WasmVariant = 'auto' | 'simd' | 'relaxed-simd';
+
+/** The wasm kernels: the {@link Kernels} interface (f32 only) plus memory introspection. */
+export interface WasmKernels extends Kernels {
+  readonly name: WasmKernelsName;
+  /** Current size of this instance's linear memory in bytes (it grows to the largest call, never per call). */
+  memoryBytes(): number;
+}
+
+/** What this engine can run: 128-bit SIMD, and relaxed SIMD (Node 20 needs `--experimental-wasm-relaxed-simd`). */
+export function wasmSupport(): { simd: boolean; relaxedSimd: boolean } {
+  if (typeof WebAssembly !== 'object') return { simd: false, relaxedSimd: false };
+  return { simd: WebAssembly.validate(simdBytes()), relaxedSimd: WebAssembly.validate(relaxedBytes()) };
+}
+
+/**
+ * Instantiates the WebAssembly kernels. With `variant: 'auto'` (default) the relaxed-SIMD build
+ * runs when `WebAssembly.validate` accepts it, else the SIMD build; the result's `name` says which.
+ * Throws a `BackendError` if the engine lacks WebAssembly SIMD, or lacks relaxed SIMD when
+ * `'relaxed-simd'` is requested: there is no silent fallback.
+ */
+export async function loadWasmKernels(options: { variant?: WasmVariant } = {}): Promise<WasmKernels> {
+  const variant = options.variant ?? 'auto';
+  const support = wasmSupport();
+  if (!support.simd) {
+    throw new BackendError('this JavaScript engine does not support WebAssembly 128-bit SIMD; use the js backend');
+  }
+  let relaxed: boolean;
+  if (variant === 'relaxed-simd') {
+    if (!support.relaxedSimd) {
+      throw new BackendError(
+        'this JavaScript engine does not support WebAssembly relaxed SIMD (Node 20: run with --experimental-wasm-relaxed-simd)',
+      );
+    }
+    relaxed = true;
+  } else if (variant === 'simd') {
+    relaxed = false;
+  } else if (variant === 'auto') {
+    relaxed = support.relaxedSimd;
+  } else {
+    throw new BackendError(`unknown wasm variant '${String(variant)}': expected 'auto', 'simd' or 'relaxed-simd'`);
+  }
+  const { instance } = await WebAssembly.instantiate(relaxed ? relaxedBytes() : simdBytes(), {});
+  return makeWasmKernels(instance.exports as unknown as WasmExports, relaxed ? 'wasm-relaxed-simd' : 'wasm-simd');
+}
+
+let simdCache: Uint8Array<ArrayBuffer> | undefined;
+let relaxedCache: Uint8Array<ArrayBuffer> | undefined;
+const simdBytes = (): Uint8Array<ArrayBuffer> => (simdCache ??= decodeBase64(WASM_SIMD_BASE64));
+const relaxedBytes = (): Uint8Array<ArrayBuffer> => (relaxedCache ??= decodeBase64(WASM_RELAXED_SIMD_BASE64));
+
+// `atob` exists in browsers and in Node ≥ 16, so no Buffer (keeps the module browser-safe).
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** The functions exported by assembly/index.ts (addresses are byte offsets into `memory`). */
+interface WasmExports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  relaxedSimd(): number;
+  matmul(layout: number, a: number, b: number, c: number, m: number, n: number, k: number, accumulate: number): void;
+  softmaxForward(x: number, y: number, rows: number, cols: number): number;
+  softmaxBackward(y: number, dy: number, dx: number, rows: number, cols: number): void;
+  rmsnormForward(x: number, w: number, y: number, rstd: number, rows: number, cols: number, eps: number): void;
+  rmsnormBackward(x: number, w: number, rstd: number, dy: number, dx: number, dw: number, rows: number, cols: number): void;
+  swigluForward(a: number, b: number, y: number, n: number): void;
+  swigluBackward(a: number, b: number, dy: number, da: number, db: number, n: number): void;
+  rope(x: number, y: number, cos: number, sin: number, pos: number, rows: number, dim: number, inverse: number): void;
+  crossEntropyForward(logits: number, targets: number, losses: number, rows: number, vocab: number, ignoreIndex: number): void;
+  crossEntropyBackward(logits: number, targets: number, dlogits: number, rows: number, vocab: number, ignoreIndex: number, scale: number): void;
+  adamw(param: number, grad: number, m: number, v: number, n: number, decay: number, w: number, beta2: number, oneMinusBeta2: number, stepSize: number, bc2Sqrt: number, eps: number): void;
+  add(a: number, b: number, out: number, n: number): void;
+  scale(x: number, alpha: number, n: number): void;
+  axpy(alpha: number, x: number, y: number, n: number): void;
+}
+
+const LAYOUT_CODE: Record<MatmulLayout, number> = { nn: 0, nt: 1, tn: 2 };
+
+// The wasm build is f32-only: an f64 array is a caller error, never silently run in js.
+function f32(x: FloatArray, name: string, kernel: string): Float32Array {
+  if (!(x instanceof Float32Array)) {
+    throw new BackendError(`${kernel}: '${name}' is a ${x.constructor.name}; the wasm kernels are f32-only (f64 runs on kernelsFor('float64'))`);
+  }
+  return x;
+}
+
+function need(x: ArrayLike<number>, n: number, name: string, kernel: string): void {
+  if (x.length < n) throw new ShapeError(`${kernel}: '${name}' has ${x.length} elements, the call needs ${n}`);
+}
+
+function checkTargets(targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, kernel: string): void {
+  need(targets, rows, 'targets', kernel);
+  for (let r = 0; r < rows; r++) {
+    const t = targets[r]!;
+    if (t !== ignoreIndex && (t < 0 || t >= vocab)) throw new InputError(`${kernel} row ${r}: target ${t} outside [0, ${vocab})`);
+  }
+}
+
+function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
+  if ((ex.relaxedSimd() === 1) !== (name === 'wasm-relaxed-simd')) {
+    throw new BackendError(`the embedded ${name} binary reports relaxedSimd() = ${ex.relaxedSimd()}; rebuild with npm run build:wasm`);
+  }
+  const arena = new WasmArena(ex.memory, ex.heapBase());
+
+  function matmulBatched<T extends FloatArray>(
+    layout: MatmulLayout,
+    a: T,
+    b: T,
+    c: T,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    accumulate = false,
+    bStride = k * n,
+  ): void {
+    const K = 'matmul';
+    const code = LAYOUT_CODE[layout];
+    if (code === undefined) throw new InputError(`${K}: unknown layout '${String(layout)}': expected 'nn', 'nt' or 'tn'`);
+    const A = f32(a, 'a', K);
+    const B = f32(b, 'b', K);
+    const C = f32(c, 'c', K);
+    if (batch <= 0 || m <= 0 || n <= 0) return;
+    const bSpan = (batch - 1) * bStride + k * n;
+    need(A, batch * m * k, 'a', K);
+    need(B, bSpan, 'b', K);
+    need(C, batch * m * n, 'c', K);
+    arena.begin();
+    const pa = arena.input(A, batch * m * k);
+    const pb = arena.input(B, bSpan);
+    const pc = accumulate ? arena.inout(C, batch * m * n) : arena.output(C, batch * m * n);
+    arena.run(() => {
+      for (let i = 0; i < batch; i++) {
+        ex.matmul(code, pa + 4 * i * m * k, pb + 4 * i * bStride, pc + 4 * i * m * n, m, n, k, accumulate ? 1 : 0);
+      }
+    });
+  }
+
+  return {
+    name,
+    memoryBytes: () => arena.byteLength(),
+
+    matmul<T extends FloatArray>(layout: MatmulLayout, a: T, b: T, c: T, m: number, n: number, k: number, accumulate = false): void {
+      matmulBatched(layout, a, b, c, 1, m, n, k, accumulate, 0);
+    },
+
+    matmulBatched,
+
+    softmaxForward<T extends FloatArray>(x: T, y: T, rows: number, cols: number): void {
+      const K = 'softmaxForward';
+      const X = f32(x, 'x', K);
+      const Y = f32(y, 'y', K);
+      need(X, rows * cols, 'x', K);
+      need(Y, rows * cols, 'y', K);
+      arena.begin();
+      const px = arena.input(X, rows * cols);
+      const py = arena.output(Y, rows * cols);
+      const bad = arena.run(() => ex.softmaxForward(px, py, rows, cols));
+      if (bad >= 0) throw new InputError(`${K} row ${bad}: every entry is -Infinity`);
+    },
+
+    softmaxBackward<T extends FloatArray>(y: T, dy: T, dx: T, rows: number, cols: number): void {
+      const K = 'softmaxBackward';
+      const n = rows * cols;
+      const Y = f32(y, 'y', K);
+      const DY = f32(dy, 'dy', K);
+      const DX = f32(dx, 'dx', K);
+      need(Y, n, 'y', K);
+      need(DY, n, 'dy', K);
+      need(DX, n, 'dx', K);
+      arena.begin();
+      const py = arena.input(Y, n);
+      const pdy = arena.input(DY, n);
+      const pdx = arena.inout(DX, n);
+      arena.run(() => ex.softmaxBackward(py, pdy, pdx, rows, cols));
+    },
+
+    rmsnormForward<T extends FloatArray>(x: T, w: T, y: T, rstd: T, rows: number, cols: number, eps: number): void {
+      const K = 'rmsnormForward';
+      const n = rows * cols;
+      const X = f32(x, 'x', K);
+      const W = f32(w, 'w', K);
+      const Y = f32(y, 'y', K);
+      const R = f32(rstd, 'rstd', K);
+      need(X, n, 'x', K);
+      need(W, cols, 'w', K);
+      need(Y, n, 'y', K);
+      need(R, rows, 'rstd', K);
+      arena.begin();
+      const px = arena.input(X, n);
+      const pw = arena.input(W, cols);
+      const py = arena.output(Y, n);
+      const pr = arena.output(R, rows);
+      arena.run(() => ex.rmsnormForward(px, pw, py, pr, rows, cols, eps));
+    },
+
+    rmsnormBackward<T extends FloatArray>(x: T, w: T, rstd: T, dy: T, dx: T, dw: T, rows: number, cols: number): void {
+      const K = 'rmsnormBackward';
+      const n = rows * cols;
+      const X = f32(x, 'x', K);
+      const W = f32(w, 'w', K);
+      const R = f32(rstd, 'rstd', K);
+      const DY = f32(dy, 'dy', K);
+      const DX = f32(dx, 'dx', K);
+      const DW = f32(dw, 'dw', K);
+      need(X, n, 'x', K);
+      need(W, cols, 'w', K);
+      need(R, rows, 'rstd', K);
+      need(DY, n, 'dy', K);
+      need(DX, n, 'dx', K);
+      need(DW, cols, 'dw', K);
+      arena.begin();
+      const px = arena.input(X, n);
+      const pw = arena.input(W, cols);
+      const pr = arena.input(R, rows);
+      const pdy = arena.input(DY, n);
+      const pdx = arena.inout(DX, n);
+      const pdw = arena.inout(DW, cols);
+      arena.run(() => ex.rmsnormBackward(px, pw, pr, pdy, pdx, pdw, rows, cols));
+    },
+
+    swigluForward<T extends FloatArray>(a: T, b: T, y: T, n: number): void {
+      const K = 'swigluForward';
+      const A = f32(a, 'a', K);
+      const B = f32(b, 'b', K);
+      const Y = f32(y, 'y', K);
+      need(A, n, 'a', K);
+      need(B, n, 'b', K);
+      need(Y, n, 'y', K);
+      arena.begin();
+      const pa = arena.input(A, n);
+      const pb = arena.input(B, n);
+      const py = arena.output(Y, n);
+      arena.run(() => ex.swigluForward(pa, pb, py, n));
+    },
+
+    swigluBackward<T extends FloatArray>(a: T, b: T, dy: T, da: T, db: T, n: number): void {
+      const K = 'swigluBackward';
+      const A = f32(a, 'a', K);
+      const B = f32(b, 'b', K);
+      const DY = f32(dy, 'dy', K);
+      const DA = f32(da, 'da', K);
+      const DB = f32(db, 'db', K);
+      for (const [arr, nm] of [[A, 'a'], [B, 'b'], [DY, 'dy'], [DA, 'da'], [DB, 'db']] as const) need(arr, n, nm, K);
+      arena.begin();
+      const pa = arena.input(A, n);
+      const pb = arena.input(B, n);
+      const pdy = arena.input(DY, n);
+      const pda = arena.inout(DA, n);
+      const pdb = arena.inout(DB, n);
+      arena.run(() => ex.swigluBackward(pa, pb, pdy, pda, pdb, n));
+    },
+
+    rope<T extends FloatArray>(x: T, y: T, cos: T, sin: T, pos: Int32Array, rows: number, dim: number, inverse: boolean): void {
+      const K = 'rope';
+      if (dim % 2 !== 0) throw new ShapeError(`${K}: row width ${dim} is odd; RoPE rotates pairs`);
+      const X = f32(x, 'x', K);
+      const Y = f32(y, 'y', K);
+      const COS = f32(cos, 'cos', K);
+      const SIN = f32(sin, 'sin', K);
+      const half = dim / 2;
+      need(X, rows * dim, 'x', K);
+      need(Y, rows * dim, 'y', K);
+      need(pos, rows, 'pos', K);
+      let maxPos = -1;
+      for (let r = 0; r < rows; r++) {
+        if (pos[r]! < 0) throw new InputError(`${K} row ${r}: negative position ${pos[r]}`);
+        maxPos = Math.max(maxPos, pos[r]!);
+      }
+      // only the table rows up to the largest position are copied in
+      const tableLen = (maxPos + 1) * half;
+      need(COS, tableLen, 'cos', K);
+      need(SIN, tableLen, 'sin', K);
+      arena.begin();
+      const px = arena.input(X, rows * dim);
+      const pcos = arena.input(COS, tableLen);
+      const psin = arena.input(SIN, tableLen);
+      const ppos = arena.input(pos, rows);
+      const py = arena.output(Y, rows * dim);
+      arena.run(() => ex.rope(px, py, pcos, psin, ppos, rows, dim, inverse ? 1 : 0));
+    },
+
+    crossEntropyForward<T extends FloatArray>(
+      logits: T,
+      targets: Int32Array,
+      losses: T,
+      rows: number,
+      vocab: number,
+      ignoreIndex: number,
+    ): { sum: number; count: number } {
+      const K = 'crossEntropyForward';
+      const L = f32(logits, 'logits', K);
+      const OUT = f32(losses, 'losses', K);
+      need(L, rows * vocab, 'logits', K);
+      need(OUT, rows, 'losses', K);
+      checkTargets(targets, rows, vocab, ignoreIndex, K);
+      arena.begin();
+      const pl = arena.input(L, rows * vocab);
+      const pt = arena.input(targets, rows);
+      const po = arena.output(OUT, rows);
+      arena.run(() => ex.crossEntropyForward(pl, pt, po, rows, vocab, ignoreIndex));
+      let sum = 0;
+      let count = 0;
+      for (let r = 0; r < rows; r++) {
+        if (targets[r] === ignoreIndex) continue;
+        sum += OUT[r]!; // summed in double, like the js kernel
+        count++;
+      }
+      return { sum, count };
+    },
+
+    crossEntropyBackward<T extends FloatArray>(
+      logits: T,
+      targets: Int32Array,
+      dlogits: T,
+      rows: number,
+      vocab: number,
+      ignoreIndex: number,
+      scale: number,
+    ): void {
+      const K = 'crossEntropyBackward';
+      const L = f32(logits, 'logits', K);
+      const D = f32(dlogits, 'dlogits', K);
+      need(L, rows * vocab, 'logits', K);
+      need(D, rows * vocab, 'dlogits', K);
+      checkTargets(targets, rows, vocab, ignoreIndex, K);
+      arena.begin();
+      const pl = arena.input(L, rows * vocab);
+      const pt = arena.input(targets, rows);
+      const pd = arena.inout(D, rows * vocab);
+      arena.run(() => ex.crossEntropyBackward(pl, pt, pd, rows, vocab, ignoreIndex, scale));
+    },
+
+    adamw<T extends FloatArray>(param: T, grad: T, m: T, v: T, n: number, p: AdamWParams): void {
+      const K = 'adamw';
+      const P = f32(param, 'param', K);
+      const G = f32(grad, 'grad', K);
+      const M = f32(m, 'm', K);
+      const V = f32(v, 'v', K);
+      for (const [arr, nm] of [[P, 'param'], [G, 'grad'], [M, 'm'], [V, 'v']] as const) need(arr, n, nm, K);
+      // scalars in double, as torch computes them in Python before the f32 tensor ops
+      const decay = 1 - p.lr * p.weightDecay;
+      const stepSize = p.lr / (1 - Math.pow(p.beta1, p.step));
+      const bc2Sqrt = Math.sqrt(1 - Math.pow(p.beta2, p.step));
+      arena.begin();
+      const pp = arena.inout(P, n);
+      const pg = arena.input(G, n);
+      const pm = arena.inout(M, n);
+      const pv = arena.inout(V, n);
+      arena.run(() => ex.adamw(pp, pg, pm, pv, n, decay, 1 - p.beta1, p.beta2, 1 - p.beta2, stepSize, bc2Sqrt, p.eps));
+    },
+
+    add<T extends FloatArray>(a: T, b: T, out: T, n: number): void {
+      const K = 'add';
+      const A = f32(a, 'a', K);
+      const B = f32(b, 'b', K);
+      const O = f32(out, 'out', K);
+      need(A, n, 'a', K);
+      need(B, n, 'b', K);
+      need(O, n, 'out', K);
+      arena.begin();
+      const pa = arena.input(A, n);
+      const pb = arena.input(B, n);
+      const po = arena.output(O, n);
+      arena.run(() => ex.add(pa, pb, po, n));
+    },
+
+    scale<T extends FloatArray>(x: T, alpha: number, n: number): void {
+      const K = 'scale';
+      const X = f32(x, 'x', K);
+      need(X, n, 'x', K);
+      arena.begin();
+      const px = arena.inout(X, n);
+      arena.run(() => ex.scale(px, alpha, n));
+    },
+
+    axpy<T extends FloatArray>(alpha: number, x: T, y: T, n: number): void {
+      const K = 'axpy';
+      const X = f32(x, 'x', K);
+      const Y = f32(y, 'y', K);
+      need(X, n, 'x', K);
+      need(Y, n, 'y', K);
+      arena.begin();
+      const px = arena.input(X, n);
+      const py = arena.inout(Y, n);
+      arena.run(() => ex.axpy(alpha, px, py, n));
+    },
+  };
 }

@@ -1,0 +1,17 @@
+// Entry point of the WebAssembly kernels (f32). The JS side (src/kernels/wasm.ts) owns every
+// byte above heapBase(): it copies inputs in, calls one of these, and copies outputs out.
+// Nothing here allocates, so linear memory only grows when the JS side asks for it.
+
+export { matmul, LAYOUT_NN, LAYOUT_NT, LAYOUT_TN } from './matmul';
+export { softmaxForward, softmaxBackward, rmsnormForward, rmsnormBackward, crossEntropyForward, crossEntropyBackward } from './rowops';
+export { swigluForward, swigluBackward, rope, adamw, add, scale, axpy } from './elementwise';
+
+/** First free byte after the static data (the matmul packing buffers); 16-byte aligned. */
+export function heapBase(): usize {
+  return (__heap_base + 15) & ~15;
+}
+
+/** 1 when this build uses relaxed SIMD (`f32x4.relaxed_madd`), else 0. */
+export function relaxedSimd(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+}

@@ -1,0 +1,113 @@
+import { BackendError } from '../errors.js';
+
+const PAGE = 65536;
+const MAX_PAGES = 65536; // wasm32: 4 GiB of linear memory
+
+type Direction = 'in' | 'out' | 'inout';
+
+interface Transfer {
+  array: Float32Array | Int32Array;
+  ptr: number;
+  n: number;
+  dir: Direction;
+}
+
+/**
+ * The wasm kernels' linear memory above the module's static data, managed as an arena that is
+ * reset at every kernel call. A call declares its arrays (`input`, `output`, `inout`), which
+ * get 16-byte-aligned addresses; `run` grows memory once if the call needs more than it ever
+ * needed before, copies the inputs in, runs the kernel and copies the outputs out.
+ * TypedArray views over `memory.buffer` are created inside `run` only and never kept, because
+ * growing memory detaches them. Memory therefore stays at the high-water mark of the largest
+ * call: it never grows on repeated calls of the same sizes.
+ */
+export class WasmArena {
+  private top: number;
+  private readonly transfers: Transfer[] = [];
+
+  constructor(
+    private readonly memory: WebAssembly.Memory,
+    private readonly base: number,
+  ) {
+    this.top = base;
+  }
+
+  /** Current size of the linear memory in bytes. */
+  byteLength(): number {
+    return this.memory.buffer.byteLength;
+  }
+
+  /** Starts a new call: forgets every address handed out before. */
+  begin(): this {
+    this.top = this.base;
+    this.transfers.length = 0;
+    return this;
+  }
+
+  /** Reserves n elements for an array the kernel reads; returns its byte address. */
+  input(array: Float32Array | Int32Array, n: number): number {
+    return this.declare(array, n, 'in');
+  }
+
+  /** Reserves n elements for an array the kernel only writes. */
+  output(array: Float32Array, n: number): number {
+    return this.declare(array, n, 'out');
+  }
+
+  /** Reserves n elements for an array the kernel reads and writes (accumulators, in-place updates). */
+  inout(array: Float32Array, n: number): number {
+    return this.declare(array, n, 'inout');
+  }
+
+  /** Reserves n scratch f32 elements with no copy in or out. */
+  scratch(n: number): number {
+    const ptr = this.top;
+    this.top = align16(ptr + 4 * n);
+    return ptr;
+  }
+
+  /** Grows memory if needed, copies inputs in, runs `kernel`, copies outputs out; returns its result. */
+  run<R>(kernel: () => R): R {
+    this.ensure(this.top);
+    let f32 = new Float32Array(this.memory.buffer);
+    let i32 = new Int32Array(this.memory.buffer);
+    for (const t of this.transfers) {
+      if (t.dir === 'out') continue;
+      const heap = t.array instanceof Int32Array ? i32 : f32;
+      heap.set(t.array.length === t.n ? t.array : t.array.subarray(0, t.n), t.ptr >>> 2);
+    }
+    const result = kernel();
+    // fresh views: never reuse a view across a call into wasm
+    f32 = new Float32Array(this.memory.buffer);
+    for (const t of this.transfers) {
+      if (t.dir === 'in') continue;
+      t.array.set(f32.subarray(t.ptr >>> 2, (t.ptr >>> 2) + t.n));
+    }
+    this.transfers.length = 0;
+    return result;
+  }
+
+  private declare(array: Float32Array | Int32Array, n: number, dir: Direction): number {
+    const ptr = this.top;
+    this.top = align16(ptr + 4 * n);
+    this.transfers.push({ array, ptr, n, dir });
+    return ptr;
+  }
+
+  private ensure(bytes: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (bytes <= have) return;
+    const pages = Math.ceil((bytes - have) / PAGE);
+    if (have / PAGE + pages > MAX_PAGES) {
+      throw new BackendError(
+        `wasm kernels: a call needs ${(bytes / 2 ** 30).toFixed(2)} GiB of linear memory, more than the 4 GiB a wasm32 module can address; split the call`,
+      );
+    }
+    this.memory.grow(pages);
+  }
+}
+
+// plain arithmetic, not `& ~15`: addresses can pass 2³¹
+function align16(x: number): number {
+  return Math.ceil(x / 16) * 16;
+}
