@@ -23,7 +23,7 @@ import { kernelsFor } from '../kernels/index.js';
 import { allocate, dtypeOf, Tensor, type DType, type FloatArray } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import type { MLACache } from './kv_cache.js';
-import { rmsnormForward } from './rmsnorm.js';
+import { rmsnormBackward, rmsnormForward } from './rmsnorm.js';
 import { softmaxScale, type RopeTables } from './rope.js';
 import type { TraceFn } from './trace.js';
 
@@ -439,4 +439,91 @@ export function mlaForward(
     ? { B, S, startPos, rope, x, cq, rstdQ, cqn, latent, rstdKv, cHat, Q: naive!.Q, K: naive!.K, Vh: naive!.Vh, P, oFlat }
     : null;
   return { out, saved };
+}
+
+/**
+ * MLA backward in the naive form (the absorbed path computes the same function, hence the same
+ * gradient). dout: [B, S, d]. ACCUMULATES every weight gradient into `grads` (zeroed by the
+ * caller, same shapes as `w`) and returns dx [B, S, d] as a fresh array.
+ */
+export function mlaBackward(config: ModelConfig, w: MLAWeights, grads: MLAWeights, saved: MLASaved, dout: FloatArray): FloatArray {
+  const dtype = dtypeOf(dout);
+  const k = kernelsFor(dtype);
+  const { d, H, n, R, V, C, qr, qk } = dimsOf(config);
+  const { B, S, startPos, rope, x, P, Q, K, Vh } = saved;
+  const N = B * S;
+  const T = S;
+  if (dout.length !== N * d) throw new ShapeError(`mlaBackward: dout has ${dout.length} elements, expected B·S·d = ${B}·${S}·${d}`);
+  checkMLAWeights(config, w, dtype, 'weights');
+  checkMLAWeights(config, grads, dtype, 'gradients');
+  const tau = softmaxScale(config);
+  const dx = allocate(dtype, N * d);
+
+  // u = oFlat·W_oᵀ:  dW_o += duᵀ·oFlat;  doFlat = du·W_o
+  k.matmul('tn', dout, saved.oFlat, grads.o_proj.data, d, H * V, N, true);
+  const doFlat = allocate(dtype, N * H * V);
+  k.matmul('nn', dout, w.o_proj.data, doFlat, N, H * V, d);
+  const dO = allocate(dtype, N * H * V); // [B, H, S, V]
+  copyBlocks(tokenMajor(doFlat, 0, V, H, S), headMajor(dO, 0, V, H, S), B, H, S, V);
+
+  // o = P·v:  dP = dO·vᵀ;  dv = Pᵀ·dO   (per (b, h))
+  const dP = allocate(dtype, B * H * S * T);
+  k.matmulBatched('nt', dO, Vh, dP, B * H, S, T, V);
+  const dVh = allocate(dtype, B * H * T * V);
+  k.matmulBatched('tn', P, dO, dVh, B * H, T, V, S);
+
+  // P = softmax(A), A = τ·Q·Kᵀ + mask:  dA = softmaxᵀ(dP) (0 where masked, P = 0 there), d(QKᵀ) = τ·dA
+  const dA = allocate(dtype, B * H * S * T);
+  k.softmaxBackward(P, dP, dA, B * H * S, T);
+  k.scale(dA, tau, dA.length);
+  const dQ = allocate(dtype, N * H * qk); // [B, H, S, n+R]
+  k.matmulBatched('nn', dA, K, dQ, B * H, S, qk, T);
+  const dK = allocate(dtype, N * H * qk); // [B, H, T, n+R]
+  k.matmulBatched('tn', dA, Q, dK, B * H, T, qk, S);
+
+  // K = [k_nope ; k_pe broadcast over heads], v:  back to kv [B, S, H, n+V] and dk_pe [B, S, R] (summed over heads)
+  const dkv = allocate(dtype, N * H * (n + V));
+  copyBlocks(headMajor(dK, 0, qk, H, T), tokenMajor(dkv, 0, n + V, H, T), B, H, T, n);
+  copyBlocks(headMajor(dVh, 0, V, H, T), tokenMajor(dkv, n, n + V, H, T), B, H, T, V);
+  const dkPe = allocate(dtype, N * R);
+  copyBlocks(headMajor(dK, n, qk, H, T), tokenMajor(dkPe, 0, R, 0, T), B, H, T, R, true);
+
+  // kv = ĉ·W_kvbᵀ:  dW_kvb += dkvᵀ·ĉ;  dĉ = dkv·W_kvb
+  k.matmul('tn', dkv, saved.cHat, grads.kv_b_proj.data, H * (n + V), C, N, true);
+  const dcHat = allocate(dtype, N * C);
+  k.matmul('nn', dkv, w.kv_b_proj.data, dcHat, N, C, H * (n + V));
+
+  // [c | k_pe_raw] = x·W_kvaᵀ, ĉ = kv_a_layernorm(c), k_pe = RoPE(k_pe_raw): RoPE backward = rotation by −θ
+  const dLatent = allocate(dtype, N * C);
+  rmsnormBackward(saved.latent, w.kv_a_layernorm.data, saved.rstdKv, dcHat, dLatent, grads.kv_a_layernorm.data, N, C);
+  k.rope(dkPe, dkPe, rope.cos, rope.sin, positions(B, 1, S, startPos), N, R, true);
+  const dkva = allocate(dtype, N * (C + R));
+  copyBlocks(tokenMajor(dLatent, 0, C, 0, S), tokenMajor(dkva, 0, C + R, 0, S), B, 1, S, C);
+  copyBlocks(tokenMajor(dkPe, 0, R, 0, S), tokenMajor(dkva, C, C + R, 0, S), B, 1, S, R);
+  k.matmul('tn', dkva, x, grads.kv_a_proj_with_mqa.data, C + R, d, N, true);
+  k.matmul('nn', dkva, w.kv_a_proj_with_mqa.data, dx, N, d, C + R, true);
+
+  // Q = [q_nope ; RoPE(q_pe)] per head, from q [B, S, H, n+R]
+  const dqPe = allocate(dtype, N * H * R);
+  copyBlocks(headMajor(dQ, n, qk, H, S), headMajor(dqPe, 0, R, H, S), B, H, S, R);
+  k.rope(dqPe, dqPe, rope.cos, rope.sin, positions(B, H, S, startPos), N * H, R, true);
+  const dq = allocate(dtype, N * H * qk);
+  copyBlocks(headMajor(dQ, 0, qk, H, S), tokenMajor(dq, 0, qk, H, S), B, H, S, n);
+  copyBlocks(headMajor(dqPe, 0, R, H, S), tokenMajor(dq, n, qk, H, S), B, H, S, R);
+
+  if (qr > 0) {
+    // q = cqn·W_qbᵀ, cqn = q_a_layernorm(cq), cq = x·W_qaᵀ
+    k.matmul('tn', dq, saved.cqn!, grads.q_b_proj!.data, H * qk, qr, N, true);
+    const dcqn = allocate(dtype, N * qr);
+    k.matmul('nn', dq, w.q_b_proj!.data, dcqn, N, qr, H * qk);
+    const dcq = allocate(dtype, N * qr);
+    rmsnormBackward(saved.cq!, w.q_a_layernorm!.data, saved.rstdQ!, dcqn, dcq, grads.q_a_layernorm!.data, N, qr);
+    k.matmul('tn', dcq, x, grads.q_a_proj!.data, qr, d, N, true);
+    k.matmul('nn', dcq, w.q_a_proj!.data, dx, N, d, qr, true);
+  } else {
+    // q = x·W_qᵀ
+    k.matmul('tn', dq, x, grads.q_proj!.data, H * qk, d, N, true);
+    k.matmul('nn', dq, w.q_proj!.data, dx, N, d, H * qk, true);
+  }
+  return dx;
 }
