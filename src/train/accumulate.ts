@@ -1,15 +1,21 @@
 import { InputError, ShapeError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
+import { IGNORE_INDEX } from '../model/loss.js';
+import type { TokenBatch } from '../model/model.js';
 import { Tensor } from '../tensor.js';
 
-/** The ignored target id (torch `cross_entropy` default `ignore_index`, SPEC §5.1). */
-export const IGNORE_INDEX = -100;
-
-/** Number of non-ignored targets of a batch `ids` [B, T+1] (targets are ids[:, 1:]). */
-export function countTargets(ids: Int32Array, B: number, T: number, ignoreIndex = IGNORE_INDEX): number {
+/** Number of non-ignored (≠ −100) targets of a batch: its `labels` [B, T] if given, else ids[:, 1:]. */
+export function countTargets(batch: TokenBatch): number {
+  const { ids, B, T, labels } = batch;
   if (ids.length !== B * (T + 1)) throw new ShapeError(`countTargets: ids has ${ids.length} entries, expected B·(T+1) = ${B}·${T + 1}`);
+  if (labels !== undefined && labels.length !== B * T) throw new ShapeError(`countTargets: labels have ${labels.length} entries, expected B·T = ${B * T}`);
   let n = 0;
-  for (let b = 0; b < B; b++) for (let t = 1; t <= T; t++) if (ids[b * (T + 1) + t] !== ignoreIndex) n++;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const y = labels !== undefined ? labels[b * T + t] : ids[b * (T + 1) + t + 1];
+      if (y !== IGNORE_INDEX) n++;
+    }
+  }
   return n;
 }
 

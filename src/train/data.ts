@@ -1,17 +1,11 @@
 import { InputError } from '../errors.js';
+import type { TokenBatch } from '../model/model.js';
 import { Random } from '../random.js';
 
 /** Byte-level token ids (vocab 256) of a text: its UTF-8 bytes. */
 export function bytesToTokens(text: string | Uint8Array): Int32Array {
   const bytes = typeof text === 'string' ? new TextEncoder().encode(text) : text;
   return Int32Array.from(bytes);
-}
-
-/** A batch of B sequences of T+1 ids, row-major [B, T+1]: inputs ids[:, :T], targets ids[:, 1:]. */
-export interface TokenBatch {
-  ids: Int32Array;
-  B: number;
-  T: number;
 }
 
 /** Where a {@link TokenStream} is: enough to resume it exactly. */
@@ -62,7 +56,7 @@ export class TokenStream {
     this.rng = this.order === 'random' ? new Random(opts.seed ?? 0) : null;
   }
 
-  /** The next batch [B, T+1]. */
+  /** The next batch: B windows of T+1 ids, row-major [B, T+1] (inputs ids[:, :T], targets ids[:, 1:]). */
   next(): TokenBatch {
     const { batchSize: B, seqLen: T } = this;
     const ids = new Int32Array(B * (T + 1));
