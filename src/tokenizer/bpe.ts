@@ -1,0 +1,274 @@
+/**
+ * The BPE model of tokenizer.json (Rust `tokenizers::models::bpe`): a vocabulary, ranked merges,
+ * and the merge loop that turns one pre-token into ids.
+ *
+ * Merge loop: start from one symbol per character (plus `continuing_subword_prefix` /
+ * `end_of_word_suffix`, byte fallback, unknown token), then repeatedly apply the applicable merge
+ * with the lowest rank; equal ranks go to the leftmost position. A binary heap keyed by
+ * (rank, position) with lazy invalidation makes this O(n log n) per word, so a long pre-token
+ * (e.g. a CJK paragraph without punctuation) is not quadratic.
+ */
+import { FormatError } from '../errors.js';
+
+/** Options of the BPE model as stored in tokenizer.json. */
+export interface BpeModelConfig {
+  vocab: Record<string, number>;
+  merges: Array<string | [string, string]>;
+  unk_token?: string | null;
+  continuing_subword_prefix?: string | null;
+  end_of_word_suffix?: string | null;
+  fuse_unk?: boolean;
+  byte_fallback?: boolean;
+  ignore_merges?: boolean;
+  dropout?: number | null;
+}
+
+/** Words up to this many UTF-16 units are cached (Rust caches words shorter than 256 bytes). */
+const CACHE_MAX_WORD = 256;
+/** Cache capacity, in words (cleared when full; the cache never changes results). */
+const CACHE_CAPACITY = 100_000;
+
+/** Byte-fallback token names `<0x00>`..`<0xFF>`. */
+const BYTE_TOKENS = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+
+/** A byte-pair-encoding model. */
+export class BpeModel {
+  /** token string → id. */
+  readonly vocab: Map<string, number>;
+  /** id → token string (sparse ids allowed). */
+  readonly vocabR: Map<number, string>;
+  /** pair key (a * PAIR_BASE + b) → rank * PAIR_BASE + merged id. */
+  private readonly merges: Map<number, number>;
+  private readonly pairBase: number;
+  private readonly cache = new Map<string, number[]>();
+  private readonly unkId: number | null;
+  private readonly unkToken: string | null;
+  private readonly prefix: string | null;
+  private readonly suffix: string | null;
+  private readonly fuseUnk: boolean;
+  private readonly byteFallback: boolean;
+  private readonly ignoreMerges: boolean;
+
+  constructor(cfg: BpeModelConfig) {
+    if (cfg.dropout !== null && cfg.dropout !== undefined && cfg.dropout !== 0) {
+      throw new FormatError('tokenizer.json', `model.dropout = ${cfg.dropout}: BPE dropout is random, this library only encodes deterministically`);
+    }
+    this.vocab = new Map();
+    this.vocabR = new Map();
+    let maxId = 0;
+    for (const tok in cfg.vocab) {
+      const id = cfg.vocab[tok]!;
+      this.vocab.set(tok, id);
+      this.vocabR.set(id, tok);
+      if (id > maxId) maxId = id;
+    }
+    this.pairBase = maxId + 1;
+    this.prefix = cfg.continuing_subword_prefix ?? null;
+    this.suffix = cfg.end_of_word_suffix ?? null;
+    this.unkToken = cfg.unk_token ?? null;
+    this.unkId = this.unkToken === null ? null : (this.vocab.get(this.unkToken) ?? null);
+    if (this.unkToken !== null && this.unkId === null) {
+      throw new FormatError('tokenizer.json', `model.unk_token '${this.unkToken}' is not in model.vocab`);
+    }
+    this.fuseUnk = cfg.fuse_unk === true;
+    this.byteFallback = cfg.byte_fallback === true;
+    this.ignoreMerges = cfg.ignore_merges === true;
+    this.merges = new Map();
+    const prefixLen = this.prefix?.length ?? 0;
+    cfg.merges.forEach((m, rank) => {
+      let a: string;
+      let b: string;
+      if (typeof m === 'string') {
+        const sp = m.indexOf(' ');
+        if (sp < 0 || m.indexOf(' ', sp + 1) >= 0) throw new FormatError('tokenizer.json', `model.merges[${rank}] = ${JSON.stringify(m)} is not "a b"`);
+        a = m.slice(0, sp);
+        b = m.slice(sp + 1);
+      } else {
+        [a, b] = m;
+      }
+      const ia = this.vocab.get(a);
+      const ib = this.vocab.get(b);
+      if (ia === undefined || ib === undefined) {
+        throw new FormatError('tokenizer.json', `model.merges[${rank}]: '${ia === undefined ? a : b}' is not in model.vocab`);
+      }
+      // The merged token drops b's continuing-subword prefix: "##a" + "##b" → "##ab".
+      const merged = a + (prefixLen > 0 && b.startsWith(this.prefix!) ? b.slice(prefixLen) : b);
+      const id = this.vocab.get(merged);
+      if (id === undefined) throw new FormatError('tokenizer.json', `model.merges[${rank}]: merged token '${merged}' is not in model.vocab`);
+      // A repeated pair keeps its last rank, as Rust's HashMap collect does.
+      this.merges.set(ia * this.pairBase + ib, rank * this.pairBase + id);
+    });
+  }
+
+  /** Number of entries in the model vocabulary. */
+  get size(): number {
+    return this.vocab.size;
+  }
+
+  /** Encode one pre-token (already in the model's alphabet) to ids, appending to `out`. */
+  tokenize(word: string, out: number[]): void {
+    if (word.length === 0) return;
+    const hit = this.cache.get(word);
+    if (hit !== undefined) {
+      for (let k = 0; k < hit.length; k++) out.push(hit[k]!);
+      return;
+    }
+    let ids: number[];
+    const whole = this.ignoreMerges ? this.vocab.get(word) : undefined;
+    if (whole !== undefined) ids = [whole];
+    else ids = this.mergeWord(word);
+    if (word.length < CACHE_MAX_WORD) {
+      if (this.cache.size >= CACHE_CAPACITY) this.cache.clear();
+      this.cache.set(word, ids);
+    }
+    for (let k = 0; k < ids.length; k++) out.push(ids[k]!);
+  }
+
+  /** The initial symbols of a word: characters with prefix/suffix, byte fallback, unknown token. */
+  private initialSymbols(w: string): number[] {
+    const syms: number[] = [];
+    let unk: number | null = null; // pending (possibly fused) unknown
+    let i = 0;
+    while (i < w.length) {
+      const cp = w.codePointAt(i)!;
+      const ch = cp > 0xffff ? w.slice(i, i + 2) : w[i]!;
+      const isFirst = i === 0;
+      i += ch.length;
+      let s = ch;
+      if (!isFirst && this.prefix !== null) s = this.prefix + s;
+      if (i === w.length && this.suffix !== null) s = s + this.suffix;
+      const id = this.vocab.get(s);
+      if (id !== undefined) {
+        if (unk !== null) syms.push(unk);
+        unk = null;
+        syms.push(id);
+        continue;
+      }
+      if (this.byteFallback) {
+        const bytes = new TextEncoder().encode(s);
+        const ids: number[] = [];
+        for (const b of bytes) {
+          const bid = this.vocab.get(BYTE_TOKENS[b]!);
+          if (bid === undefined) break;
+          ids.push(bid);
+        }
+        if (ids.length === bytes.length) {
+          // Rust pushes byte tokens without flushing a pending unknown first.
+          syms.push(...ids);
+          continue;
+        }
+      }
+      if (this.unkId !== null) {
+        if (unk !== null && !this.fuseUnk) syms.push(unk);
+        unk = this.unkId;
+      }
+    }
+    if (unk !== null) syms.push(unk);
+    return syms;
+  }
+
+  /** The merge loop (Rust `Word::merge_all` without dropout). */
+  private mergeWord(w: string): number[] {
+    const sym = this.initialSymbols(w);
+    const n = sym.length;
+    if (n < 2) return sym;
+    const next = new Int32Array(n);
+    const prev = new Int32Array(n);
+    const alive = new Uint8Array(n).fill(1);
+    for (let k = 0; k < n; k++) {
+      next[k] = k + 1 < n ? k + 1 : -1;
+      prev[k] = k - 1;
+    }
+    const heap = new MergeHeap();
+    for (let k = 0; k + 1 < n; k++) {
+      const m = this.merges.get(sym[k]! * this.pairBase + sym[k + 1]!);
+      if (m !== undefined) heap.push(m, k);
+    }
+    while (heap.size > 0) {
+      const [m, pos] = heap.pop();
+      if (alive[pos] === 0 || next[pos] === -1) continue;
+      const right = next[pos]!;
+      // Stale entry: the pair at pos changed since it was queued.
+      if (this.merges.get(sym[pos]! * this.pairBase + sym[right]!) !== m) continue;
+      const newId = m % this.pairBase;
+      sym[pos] = newId;
+      alive[right] = 0;
+      next[pos] = next[right]!;
+      if (next[pos]! >= 0) prev[next[pos]!] = pos;
+      const p = prev[pos]!;
+      if (p >= 0) {
+        const mp = this.merges.get(sym[p]! * this.pairBase + newId);
+        if (mp !== undefined) heap.push(mp, p);
+      }
+      const q = next[pos]!;
+      if (q >= 0) {
+        const mq = this.merges.get(newId * this.pairBase + sym[q]!);
+        if (mq !== undefined) heap.push(mq, pos);
+      }
+    }
+    const out: number[] = [];
+    for (let k = 0; k !== -1; k = next[k]!) out.push(sym[k]!);
+    return out;
+  }
+}
+
+/** Min-heap of (merge value = rank·base + id, position), ordered by rank then position. */
+class MergeHeap {
+  private keys: number[] = [];
+  private pos: number[] = [];
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  // key = rank·base + id and a rank names one merge, so comparing keys compares ranks.
+  private less(i: number, j: number): boolean {
+    const ki = this.keys[i]!;
+    const kj = this.keys[j]!;
+    return ki < kj || (ki === kj && this.pos[i]! < this.pos[j]!);
+  }
+
+  private swap(i: number, j: number): void {
+    const k = this.keys[i]!;
+    this.keys[i] = this.keys[j]!;
+    this.keys[j] = k;
+    const p = this.pos[i]!;
+    this.pos[i] = this.pos[j]!;
+    this.pos[j] = p;
+  }
+
+  push(key: number, p: number): void {
+    this.keys.push(key);
+    this.pos.push(p);
+    let i = this.keys.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(i, parent)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  pop(): [number, number] {
+    const top: [number, number] = [this.keys[0]!, this.pos[0]!];
+    const lastK = this.keys.pop()!;
+    const lastP = this.pos.pop()!;
+    if (this.keys.length > 0) {
+      this.keys[0] = lastK;
+      this.pos[0] = lastP;
+      let i = 0;
+      const n = this.keys.length;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < n && this.less(l, m)) m = l;
+        if (r < n && this.less(r, m)) m = r;
+        if (m === i) break;
+        this.swap(i, m);
+        i = m;
+      }
+    }
+    return top;
+  }
+}

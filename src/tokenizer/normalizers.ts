@@ -1,0 +1,83 @@
+/**
+ * tokenizer.json normalizers: string → string transforms applied to each piece of text that is
+ * not an added token matched on the raw input (Rust `tokenizers` `normalizers::*`).
+ * Alignments are not tracked (this library reports ids and tokens, not offsets).
+ */
+import { UnsupportedError } from '../errors.js';
+import { compileJsonPattern, findAllMatches } from './regex.js';
+
+/** A normalizer: a pure string transform. */
+export interface TokenizerNormalizer {
+  /** Normalize one piece of text. */
+  normalize(text: string): string;
+}
+
+const LEADING_WS = /^\p{White_Space}+/u;
+const TRAILING_WS = /\p{White_Space}+$/u;
+const COMBINING = /\p{Mn}/gu;
+
+/** Replace every match of `re` by `content` (Rust `NormalizedString::replace` over `find_matches`). */
+export function replaceAll(text: string, re: RegExp, content: string): string {
+  const m = findAllMatches(re, text);
+  if (m.length === 0) return text;
+  let out = '';
+  let prev = 0;
+  for (let k = 0; k < m.length; k += 2) {
+    out += text.slice(prev, m[k]) + content;
+    prev = m[k + 1]!;
+  }
+  return out + text.slice(prev);
+}
+
+/** Build a normalizer from its tokenizer.json object; null for `"normalizer": null`. */
+export function normalizerFromJSON(json: unknown): TokenizerNormalizer | null {
+  if (json === null || json === undefined) return null;
+  const o = json as Record<string, unknown>;
+  const type = o['type'];
+  switch (type) {
+    case 'Sequence': {
+      const list = ((o['normalizers'] as unknown[]) ?? []).map((n) => normalizerFromJSON(n)!);
+      return { normalize: (t: string) => list.reduce((s: string, n) => n.normalize(s), t) };
+    }
+    case 'NFC':
+    case 'NFD':
+    case 'NFKC':
+    case 'NFKD':
+      return { normalize: (t) => t.normalize(type) };
+    case 'Lowercase':
+      // Rust lower-cases char by char (no final-sigma rule), unlike String.prototype.toLowerCase on a word.
+      return {
+        normalize: (t) => {
+          let out = '';
+          for (const ch of t) out += ch.toLowerCase();
+          return out;
+        },
+      };
+    case 'Strip': {
+      const left = o['strip_left'] === true;
+      const right = o['strip_right'] === true;
+      return {
+        normalize: (t) => {
+          let s = t;
+          if (left) s = s.replace(LEADING_WS, '');
+          if (right) s = s.replace(TRAILING_WS, '');
+          return s;
+        },
+      };
+    }
+    case 'StripAccents':
+      // Removes non-spacing marks; meaningful after NFD/NFKD, as in Rust.
+      return { normalize: (t) => t.replace(COMBINING, '') };
+    case 'Prepend': {
+      const p = String(o['prepend']);
+      return { normalize: (t) => (t.length === 0 ? t : p + t) };
+    }
+    case 'Replace': {
+      const re = compileJsonPattern(o['pattern'], 'normalizer Replace');
+      const content = String(o['content']);
+      return { normalize: (t) => replaceAll(t, re, content) };
+    }
+    default:
+      throw new UnsupportedError(`tokenizer.json normalizer '${String(type)}' is not supported`);
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * tokenizer.json pre-tokenizers: split normalized text into pieces ("pre-tokens") that the model
+ * encodes independently (Rust `tokenizers` `pre_tokenizers::*`, `NormalizedString::split`).
+ */
+import { FormatError, UnsupportedError } from '../errors.js';
+import { GPT2_SPLIT_PATTERN, toByteLevel } from './byte_level.js';
+import { compileJsonPattern, compileOnigRegex, findAllMatches } from './regex.js';
+
+/** A piece of text; `origin` is true when it starts at offset 0 of the original input. */
+export interface PreToken {
+  text: string;
+  origin: boolean;
+}
+
+/** A pre-tokenizer: maps the current pieces to finer pieces (never returns empty pieces). */
+export interface TokenizerPreTokenizer {
+  /** Split every piece; pieces are processed left to right. */
+  preTokenize(pieces: PreToken[]): PreToken[];
+}
+
+/** How matched delimiters are kept (Rust `SplitDelimiterBehavior`). */
+export type SplitBehavior = 'Removed' | 'Isolated' | 'MergedWithPrevious' | 'MergedWithNext' | 'Contiguous';
+
+const BEHAVIORS: readonly SplitBehavior[] = ['Removed', 'Isolated', 'MergedWithPrevious', 'MergedWithNext', 'Contiguous'];
+
+/**
+ * Segments of `text` as Rust `Pattern::find_matches` returns them: a flat list
+ * [start, end, isMatch(0|1), ...] covering the whole text (one non-match segment for "").
+ */
+type Segments = number[];
+
+function regexSegments(re: RegExp, text: string, invert: boolean): Segments {
+  if (text.length === 0) return [0, 0, invert ? 1 : 0];
+  const m = findAllMatches(re, text);
+  const out: Segments = [];
+  const yes = invert ? 0 : 1;
+  let prev = 0;
+  for (let k = 0; k < m.length; k += 2) {
+    if (prev !== m[k]) out.push(prev, m[k]!, 1 - yes);
+    out.push(m[k]!, m[k + 1]!, yes);
+    prev = m[k + 1]!;
+  }
+  if (prev !== text.length) out.push(prev, text.length, 1 - yes);
+  return out;
+}
+
+/** Each code point satisfying `pred` is its own match segment (Rust `impl Pattern for Fn(char)`). */
+function charSegments(pred: (cp: number) => boolean, text: string): Segments {
+  const out: Segments = [];
+  let last = 0;
+  for (let i = 0; i < text.length; ) {
+    const cp = text.codePointAt(i)!;
+    const w = cp > 0xffff ? 2 : 1;
+    if (pred(cp)) {
+      if (last < i) out.push(last, i, 0);
+      out.push(i, i + w, 1);
+      last = i + w;
+    }
+    i += w;
+  }
+  if (text.length > last) out.push(last, text.length, 0);
+  return out;
+}
+
+/** Apply a split behaviour to segments and append the kept, non-empty pieces to `out`. */
+function splitInto(piece: PreToken, seg: Segments, behavior: SplitBehavior, out: PreToken[]): void {
+  const spans: number[] = []; // [start, end, remove]
+  const n = seg.length / 3;
+  if (behavior === 'Isolated') {
+    for (let k = 0; k < n; k++) spans.push(seg[3 * k]!, seg[3 * k + 1]!, 0);
+  } else if (behavior === 'Removed') {
+    for (let k = 0; k < n; k++) spans.push(seg[3 * k]!, seg[3 * k + 1]!, seg[3 * k + 2]!);
+  } else if (behavior === 'Contiguous' || behavior === 'MergedWithPrevious') {
+    let prevMatch = 0;
+    for (let k = 0; k < n; k++) {
+      const isMatch = seg[3 * k + 2]!;
+      const join = behavior === 'Contiguous' ? isMatch === prevMatch : isMatch === 1 && prevMatch === 0;
+      if (join && spans.length > 0) spans[spans.length - 2] = seg[3 * k + 1]!;
+      else spans.push(seg[3 * k]!, seg[3 * k + 1]!, 0);
+      prevMatch = isMatch;
+    }
+  } else {
+    // MergedWithNext: the same fold run from the right, a match joins the piece after it.
+    const rev: number[] = [];
+    let prevMatch = 0;
+    for (let k = n - 1; k >= 0; k--) {
+      const isMatch = seg[3 * k + 2]!;
+      if (isMatch === 1 && prevMatch === 0 && rev.length > 0) rev[rev.length - 3] = seg[3 * k]!;
+      else rev.push(seg[3 * k]!, seg[3 * k + 1]!, 0);
+      prevMatch = isMatch;
+    }
+    for (let k = rev.length - 3; k >= 0; k -= 3) spans.push(rev[k]!, rev[k + 1]!, 0);
+  }
+  for (let k = 0; k < spans.length; k += 3) {
+    const s = spans[k]!;
+    const e = spans[k + 1]!;
+    if (spans[k + 2] === 1 || s === e) continue;
+    out.push({ text: piece.text.slice(s, e), origin: piece.origin && s === 0 });
+  }
+}
+
+function mapPieces(pieces: PreToken[], f: (p: PreToken, out: PreToken[]) => void): PreToken[] {
+  const out: PreToken[] = [];
+  for (const p of pieces) f(p, out);
+  return out;
+}
+
+function behaviorOf(v: unknown, where: string): SplitBehavior {
+  if (BEHAVIORS.includes(v as SplitBehavior)) return v as SplitBehavior;
+  throw new FormatError('tokenizer.json', `${where}: unknown split behavior ${JSON.stringify(v)}`);
+}
+
+const WHITE_SPACE = /^\p{White_Space}$/u;
+const NUMERIC = /^\p{N}$/u;
+const PUNCT = /^\p{P}$/u;
+/** Rust `char::is_whitespace` (Unicode White_Space). */
+const isWhitespace = (cp: number) => WHITE_SPACE.test(String.fromCodePoint(cp));
+/** Rust `char::is_numeric` (general categories Nd, Nl, No). */
+const isNumeric = (cp: number) => (cp >= 0x30 && cp <= 0x39) || (cp >= 0x80 && NUMERIC.test(String.fromCodePoint(cp)));
+/** tokenizers' `is_punctuation`: ASCII punctuation or a Unicode P* category. */
+const isPunctuation = (cp: number) =>
+  (cp >= 0x21 && cp <= 0x2f) || (cp >= 0x3a && cp <= 0x40) || (cp >= 0x5b && cp <= 0x60) || (cp >= 0x7b && cp <= 0x7e) || PUNCT.test(String.fromCodePoint(cp));
+
+/** Rust regex-crate `\w+|[^\w\s]+` (Whitespace pre-tokenizer): Unicode word = Alphabetic, M, Nd, Pc, Join_Control. */
+const WHITESPACE_RE = /[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]+|[^\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}\p{White_Space}]+/gu;
+
+/** Build a pre-tokenizer from its tokenizer.json object; null for `"pre_tokenizer": null`. */
+export function preTokenizerFromJSON(json: unknown): TokenizerPreTokenizer | null {
+  if (json === null || json === undefined) return null;
+  const o = json as Record<string, unknown>;
+  const type = o['type'];
+  switch (type) {
+    case 'Sequence': {
+      const list = ((o['pretokenizers'] as unknown[]) ?? []).map((p) => preTokenizerFromJSON(p)!);
+      return { preTokenize: (pieces) => list.reduce((ps, p) => p.preTokenize(ps), pieces) };
+    }
+    case 'Split': {
+      const re = compileJsonPattern(o['pattern'], 'pre_tokenizer Split');
+      const behavior = behaviorOf(o['behavior'], 'pre_tokenizer Split');
+      const invert = o['invert'] === true;
+      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, regexSegments(re, p.text, invert), behavior, out)) };
+    }
+    case 'ByteLevel':
+      return byteLevelPreTokenizer(o['add_prefix_space'] === true, o['use_regex'] !== false);
+    case 'Digits': {
+      const behavior: SplitBehavior = o['individual_digits'] === true ? 'Isolated' : 'Contiguous';
+      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, charSegments(isNumeric, p.text), behavior, out)) };
+    }
+    case 'Whitespace':
+      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, regexSegments(WHITESPACE_RE, p.text, true), 'Removed', out)) };
+    case 'WhitespaceSplit':
+      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, charSegments(isWhitespace, p.text), 'Removed', out)) };
+    case 'Punctuation': {
+      const behavior = o['behavior'] === undefined ? 'Isolated' : behaviorOf(o['behavior'], 'pre_tokenizer Punctuation');
+      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, charSegments(isPunctuation, p.text), behavior, out)) };
+    }
+    case 'BertPreTokenizer':
+      return {
+        preTokenize: (ps) => {
+          const words = mapPieces(ps, (p, out) => splitInto(p, charSegments(isWhitespace, p.text), 'Removed', out));
+          return mapPieces(words, (p, out) => splitInto(p, charSegments(isPunctuation, p.text), 'Isolated', out));
+        },
+      };
+    case 'CharDelimiterSplit': {
+      const d = String(o['delimiter']).codePointAt(0);
+      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, charSegments((cp) => cp === d, p.text), 'Removed', out)) };
+    }
+    case 'Metaspace':
+      return metaspacePreTokenizer(o);
+    default:
+      throw new UnsupportedError(`tokenizer.json pre_tokenizer '${String(type)}' is not supported`);
+  }
+}
+
+let gpt2Regex: RegExp | null = null;
+
+/** ByteLevel: optional prefix space, optional GPT-2 regex split, then bytes → alphabet chars. */
+function byteLevelPreTokenizer(addPrefixSpace: boolean, useRegex: boolean): TokenizerPreTokenizer {
+  if (useRegex) gpt2Regex ??= compileOnigRegex(GPT2_SPLIT_PATTERN);
+  return {
+    preTokenize: (ps) => {
+      const out: PreToken[] = [];
+      for (const p of ps) {
+        const prefixed = addPrefixSpace && !p.text.startsWith(' ') ? { text: ' ' + p.text, origin: p.origin } : p;
+        if (useRegex) {
+          const sub: PreToken[] = [];
+          splitInto(prefixed, regexSegments(gpt2Regex!, prefixed.text, false), 'Isolated', sub);
+          for (const s of sub) out.push({ text: toByteLevel(s.text), origin: s.origin });
+        } else {
+          out.push({ text: toByteLevel(prefixed.text), origin: prefixed.origin });
+        }
+      }
+      return out;
+    },
+  };
+}
+
+/** Metaspace: spaces → replacement char, optional prepend (always/first/never), split before it. */
+function metaspacePreTokenizer(o: Record<string, unknown>): TokenizerPreTokenizer {
+  const rep = String(o['replacement'] ?? '▁');
+  const repCp = rep.codePointAt(0)!;
+  const scheme = metaspaceScheme(o);
+  const split = o['split'] !== false;
+  return {
+    preTokenize: (ps) =>
+      mapPieces(ps, (p, out) => {
+        let t = p.text.replaceAll(' ', rep);
+        const prepend = scheme === 'always' || (scheme === 'first' && p.origin);
+        if (prepend && !t.startsWith(rep)) t = rep + t;
+        const q = { text: t, origin: p.origin };
+        if (split) splitInto(q, charSegments((cp) => cp === repCp, t), 'MergedWithNext', out);
+        else if (t.length > 0) out.push(q);
+      }),
+  };
+}
+
+/** The Metaspace prepend scheme; old files only have `add_prefix_space` (true ⇒ always). */
+export function metaspaceScheme(o: Record<string, unknown>): 'always' | 'first' | 'never' {
+  const s = o['prepend_scheme'];
+  if (s === 'always' || s === 'first' || s === 'never') return s;
+  if (s === undefined) return o['add_prefix_space'] === false ? 'never' : 'always';
+  throw new FormatError('tokenizer.json', `Metaspace: unknown prepend_scheme ${JSON.stringify(s)}`);
+}
