@@ -35,7 +35,9 @@ const moeShape = fc.record({
   seed: fc.integer({ min: 0, max: 1 << 30 }),
 });
 
-function configOf(p: fc.Infer<typeof moeShape>) {
+type MoEShape = typeof moeShape extends fc.Arbitrary<infer T> ? T : never;
+
+function configOf(p: MoEShape) {
   const topkGroup = Math.max(1, p.G - 1);
   return moeConfig({
     d: p.d,

@@ -23,7 +23,9 @@ const shapeArb = fc.record({
   seed: fc.integer({ min: 0, max: 1 << 30 }),
 });
 
-function configOf(p: fc.Infer<typeof shapeArb>) {
+type Shape = typeof shapeArb extends fc.Arbitrary<infer T> ? T : never;
+
+function configOf(p: Shape) {
   const topkGroup = Math.max(1, p.G - 1);
   return moeConfig({
     d: p.d,
