@@ -1,2 +1,10 @@
-// Public API of src/train: each module adds its exports here.
-export {};
+// Public API of src/train.
+export * from './accumulate.js';
+export * from './adamw.js';
+export * from './balance_loss.js';
+export * from './bias_update.js';
+export * from './checkpoint.js';
+export * from './clip.js';
+export * from './data.js';
+export * from './schedule.js';
+export * from './trainer.js';
