@@ -1,12 +1,12 @@
 /**
  * Test helpers of the attention area: small configs, seeded random MLA weights, and the golden
- * fixtures (config.json → ModelConfig, safetensors tensors as f32/f64 arrays).
+ * fixtures (config.json via configFromHF, safetensors tensors as f32/f64 arrays).
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseSafetensors, tensorToFloat32, tensorToFloat64 } from '../../src/io/safetensors.js';
-import type { ModelConfig } from '../../src/model/config.js';
+import { configFromHF, type ModelConfig } from '../../src/model/config.js';
 import type { MLAWeights } from '../../src/model/attention.js';
 import { Random } from '../../src/random.js';
 import { Tensor, type DType, type FloatArray } from '../../src/tensor.js';
@@ -59,51 +59,6 @@ export function mlaConfig(s: MLAShape): ModelConfig {
   };
 }
 
-/** HF config.json → ModelConfig (the keys SPEC §1.1 lists; enough for the golden cases). */
-export function configFromHFJson(j: Record<string, any>): ModelConfig {
-  const rs = j.rope_scaling;
-  return {
-    vocabSize: j.vocab_size,
-    hiddenSize: j.hidden_size,
-    numHiddenLayers: j.num_hidden_layers,
-    firstKDenseReplace: j.first_k_dense_replace,
-    intermediateSize: j.intermediate_size,
-    rmsNormEps: j.rms_norm_eps,
-    numAttentionHeads: j.num_attention_heads,
-    qLoraRank: j.q_lora_rank ?? 0,
-    kvLoraRank: j.kv_lora_rank,
-    qkNopeHeadDim: j.qk_nope_head_dim,
-    qkRopeHeadDim: j.qk_rope_head_dim,
-    vHeadDim: j.v_head_dim,
-    ropeTheta: j.rope_theta,
-    ropeScaling:
-      rs == null
-        ? null
-        : {
-            factor: rs.factor,
-            originalMaxPositionEmbeddings: rs.original_max_position_embeddings,
-            betaFast: rs.beta_fast,
-            betaSlow: rs.beta_slow,
-            mscale: rs.mscale ?? 1,
-            mscaleAllDim: rs.mscale_all_dim ?? 1,
-          },
-    maxPositionEmbeddings: j.max_position_embeddings,
-    nRoutedExperts: j.n_routed_experts,
-    nSharedExperts: j.n_shared_experts,
-    numExpertsPerTok: j.num_experts_per_tok,
-    moeIntermediateSize: j.moe_intermediate_size,
-    nGroup: j.n_group,
-    topkGroup: j.topk_group,
-    scoringFunc: j.scoring_func,
-    normTopkProb: j.norm_topk_prob,
-    routedScalingFactor: j.routed_scaling_factor,
-    topkMethod: j.topk_method,
-    numNextnPredictLayers: j.num_nextn_predict_layers ?? 0,
-    bosTokenId: j.bos_token_id ?? 0,
-    eosTokenId: j.eos_token_id ?? 1,
-  };
-}
-
 export interface GoldenCase {
   config: ModelConfig;
   meta: Record<string, any>;
@@ -116,7 +71,7 @@ export interface GoldenCase {
 
 export function loadGolden(name: string): GoldenCase {
   const dir = join(GOLDEN_DIR, name);
-  const config = configFromHFJson(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+  const config = configFromHF(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
   const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
   const model = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), `${name}/model.safetensors`);
   const exp = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'expected.safetensors'))), `${name}/expected.safetensors`);
