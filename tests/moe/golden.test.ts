@@ -3,53 +3,81 @@
  * (tests/fixtures/golden, see its README): for every MoE layer l of each case, the router on
  * `moe.{l}.gate_input` must reproduce `moe.{l}.scores`, `moe.{l}.topk_idx` (exact, in order)
  * and `moe.{l}.topk_weight`, and the MoE layer must reproduce `hidden.ffn_out[l]`.
+ * The f64 goldens come from the f64 forward, whose router input is not stored: it is taken from
+ * the library's f64 model forward (trace), itself golden-tested in tests/model.
  */
 import { describe, expect, it } from 'vitest';
 import { gateForward } from '../../src/model/gate.js';
+import { DeepSeekV3 } from '../../src/model/model.js';
 import { moeForward, moeWeightsFrom } from '../../src/model/moe.js';
 import type { DType } from '../../src/tensor.js';
 import { expectClose } from '../helpers/close.js';
 import { loadGoldenCaseLocal, toDtype } from './helpers.js';
 
-const CASES = ['v3', 'v2lite', 'yarn'] as const;
+const CASES = ['v3', 'v2lite', 'yarn', 'bf16', 'fp8'] as const;
 
 describe.each(CASES)('golden %s: router and MoE', (name) => {
   for (const dtype of ['float32', 'float64'] as DType[]) {
-    it(`${dtype}: scores, indices (exact, in order), weights and ffn_out of every MoE layer`, () => {
+    it(`${dtype} on the stored f32 gate_input: scores, indices (exact, in order), weights, ffn_out`, () => {
       const g = loadGoldenCaseLocal(name, dtype);
       const { config, meta, expected } = g;
       const N = meta.batch * meta.seq_len;
       const d = config.hiddenSize;
-      const ffnOut = expected.get('hidden.ffn_out')!.data;
+      const ffnOut = expected.float('hidden.ffn_out');
       expect(meta.moe_layers.length).toBeGreaterThan(0);
       for (const l of meta.moe_layers) {
         const prefix = `model.layers.${l}.mlp`;
         const w = moeWeightsFrom(config, g.weights, prefix);
-        const x = toDtype(expected.get(`moe.${l}.gate_input`)!.data, dtype);
+        const x = toDtype(expected.float(`moe.${l}.gate_input`), dtype);
         const { routing } = gateForward(config, w.gate, x, N);
 
-        // indices: routing margins ≥ 1e-4 ≫ f32 noise (~1e-7), so the selection is exact, in torch.topk order
-        expect(Array.from(routing.indices)).toEqual(Array.from(expected.get(`moe.${l}.topk_idx`)!.data));
-        // scores/weights: f32 goldens, README tolerance 2e-5·max (f32 noise ≤ 1e-6); in f64 mode the input is
-        // the f32 gate_input, so f64 and the f32 golden differ by f32 rounding only, same tolerance
-        expectClose(routing.scores, expected.get(`moe.${l}.scores`)!.data, `${name} moe.${l}.scores`, { atolOfMax: 2e-5 });
-        expectClose(routing.weights, expected.get(`moe.${l}.topk_weight`)!.data, `${name} moe.${l}.topk_weight`, {
-          atolOfMax: 2e-5,
-        });
-        // the f64 golden comes from the f64 forward, whose gate input differs from the stored f32 gate_input by
-        // f32 rounding (~1e-7 relative): so only 2e-5·max here; the 1e-10 check needs the f64 model forward
-        expectClose(routing.weights, expected.get(`moe.${l}.topk_weight_f64`)!.data, `${name} moe.${l}.topk_weight_f64`, {
-          atolOfMax: 2e-5,
-        });
+        // routing margins ≥ 1e-4 ≫ f32 noise (~1e-7): the selection is exact, in torch.topk order
+        expect(Array.from(routing.indices)).toEqual(Array.from(expected.int(`moe.${l}.topk_idx`)));
+        // f32 goldens: README tolerance 2e-5·max (noise between correct f32 computations ≤ 1e-6);
+        // in f64 mode the input is the same f32 gate_input, so only the f32 rounding differs
+        expectClose(routing.scores, expected.float(`moe.${l}.scores`), `${name} moe.${l}.scores`, { atolOfMax: 2e-5 });
+        expectClose(routing.weights, expected.float(`moe.${l}.topk_weight`), `${name} moe.${l}.topk_weight`, { atolOfMax: 2e-5 });
         let load = 0;
         for (const c of routing.load) load += c;
         expect(load).toBe(N * config.numExpertsPerTok);
 
-        // MoE output vs hidden.ffn_out[l] (f32 golden; reductions of length ≤ 112: 2e-5·max per README)
+        // MoE output vs hidden.ffn_out[l] (f32 golden; reductions of length ≤ 272: 2e-5·max per README)
         const { out } = moeForward(config, w, x, N, { prefix });
-        const ref = ffnOut.subarray(l * N * d, (l + 1) * N * d);
-        expectClose(out, ref, `${name} hidden.ffn_out[${l}]`, { atolOfMax: 2e-5 });
+        expectClose(out, ffnOut.subarray(l * N * d, (l + 1) * N * d), `${name} hidden.ffn_out[${l}]`, { atolOfMax: 2e-5 });
       }
     });
   }
+
+  it('float64 on the f64 forward’s router input: topk_weight_f64 and the residual update at 1e-10', () => {
+    const g = loadGoldenCaseLocal(name, 'float64');
+    const { config, meta, expected } = g;
+    const { batch: B, seq_len: T } = meta;
+    const N = B * T;
+    const d = config.hiddenSize;
+    const inputIds = expected.int('input_ids');
+    const ids = Array.from({ length: B }, (_, b) => Array.from(inputIds.subarray(b * T, (b + 1) * T)));
+    const captured = new Map<string, Float64Array>();
+    const model = new DeepSeekV3(config, g.weights);
+    model.forward(ids, {
+      attn: 'naive',
+      trace: (n, _shape, data) => {
+        if (/^model\.layers\.\d+\.(post_attention_layernorm|self_attn):out$/.test(n)) captured.set(n, Float64Array.from(data));
+      },
+    });
+    const layers = expected.float('hidden.layers_f64');
+    for (const l of meta.moe_layers) {
+      const prefix = `model.layers.${l}.mlp`;
+      const x = captured.get(`model.layers.${l}.post_attention_layernorm:out`)!;
+      const attn = captured.get(`model.layers.${l}.self_attn:out`)!;
+      const w = moeWeightsFrom(config, g.weights, prefix);
+      const { out, routing } = moeForward(config, w, x, N, { prefix });
+      expect(Array.from(routing.indices)).toEqual(Array.from(expected.int(`moe.${l}.topk_idx`)));
+      // README: a correct f64 implementation agrees with the f64 goldens to ~1e-15; 1e-10·max
+      expectClose(routing.weights, expected.float(`moe.${l}.topk_weight_f64`), `${name} moe.${l}.topk_weight_f64`, { atolOfMax: 1e-10 });
+      // layers[l] = layers[l−1] + attn_out[l] + ffn_out[l]
+      const prev = layers.subarray((l - 1) * N * d, l * N * d);
+      const next = Float64Array.from(out, (v, i) => prev[i]! + attn[i]! + v);
+      expectClose(next, layers.subarray(l * N * d, (l + 1) * N * d), `${name} hidden.layers_f64[${l}]`, { atolOfMax: 1e-10 });
+    }
+  });
 });

@@ -1,106 +1,53 @@
 /**
- * Test helpers for the MoE area: a small local safetensors reader (F32/F64/I64 only, until the
- * io helper's loader is in place), the HF config → ModelConfig mapping for the golden cases,
- * random configs/weights, and a central finite-difference checker.
+ * Test helpers for the MoE area: golden-case loading (through the library's loaders), random
+ * configs and weights, and a central finite-difference checker.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { ModelConfig } from '../../src/model/config.js';
+import { parseSafetensors, tensorToFloat64, tensorToInt32, type SafetensorsTensor } from '../../src/io/safetensors.js';
+import { configFromHF, type ModelConfig } from '../../src/model/config.js';
 import type { GateWeights } from '../../src/model/gate.js';
 import type { MLPWeights } from '../../src/model/mlp.js';
 import type { MoEWeights } from '../../src/model/moe.js';
+import { loadWeights } from '../../src/model/weights.js';
 import { Random } from '../../src/random.js';
 import { allocate, type DType, type FloatArray, Tensor } from '../../src/tensor.js';
 
-export const GOLDEN_DIR = fileURLToPath(new URL('../fixtures/golden/', import.meta.url));
-
-/** A raw tensor read from a safetensors file: shape and values (f32/f64 as typed arrays, I64 as numbers). */
-export interface RawTensor {
-  dtype: string;
-  shape: number[];
-  data: Float32Array | Float64Array | Int32Array;
-}
-
-/** Reads a safetensors file holding only F32, F64 and I64 tensors (I64 narrowed to Int32). */
-export function readSafetensorsLocal(path: string): Map<string, RawTensor> {
-  const buf = readFileSync(path);
-  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = Number(view.getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen))) as Record<
-    string,
-    { dtype: string; shape: number[]; data_offsets: [number, number] }
-  >;
-  const base = 8 + headerLen;
-  const out = new Map<string, RawTensor>();
-  for (const [name, info] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const [b, e] = info.data_offsets;
-    const raw = bytes.slice(base + b, base + e); // copy: aligned
-    let data: Float32Array | Float64Array | Int32Array;
-    if (info.dtype === 'F32') data = new Float32Array(raw.buffer);
-    else if (info.dtype === 'F64') data = new Float64Array(raw.buffer);
-    else if (info.dtype === 'I64') data = Int32Array.from(new BigInt64Array(raw.buffer), (v) => Number(v));
-    else continue; // BF16 / F8 are the io helper's job
-    out.set(name, { dtype: info.dtype, shape: info.shape, data });
-  }
-  return out;
-}
-
-/** The golden config.json mapped to a ModelConfig (the keys this area needs, plus the rest). */
-export function configFromHFLocal(j: Record<string, unknown>): ModelConfig {
-  const n = (k: string) => j[k] as number;
-  return {
-    vocabSize: n('vocab_size'),
-    hiddenSize: n('hidden_size'),
-    numHiddenLayers: n('num_hidden_layers'),
-    firstKDenseReplace: n('first_k_dense_replace'),
-    intermediateSize: n('intermediate_size'),
-    rmsNormEps: n('rms_norm_eps'),
-    numAttentionHeads: n('num_attention_heads'),
-    qLoraRank: (j['q_lora_rank'] as number | null) ?? 0,
-    kvLoraRank: n('kv_lora_rank'),
-    qkNopeHeadDim: n('qk_nope_head_dim'),
-    qkRopeHeadDim: n('qk_rope_head_dim'),
-    vHeadDim: n('v_head_dim'),
-    ropeTheta: n('rope_theta'),
-    ropeScaling: null,
-    maxPositionEmbeddings: n('max_position_embeddings'),
-    nRoutedExperts: n('n_routed_experts'),
-    nSharedExperts: n('n_shared_experts'),
-    numExpertsPerTok: n('num_experts_per_tok'),
-    moeIntermediateSize: n('moe_intermediate_size'),
-    nGroup: n('n_group'),
-    topkGroup: n('topk_group'),
-    scoringFunc: j['scoring_func'] as 'sigmoid' | 'softmax',
-    normTopkProb: j['norm_topk_prob'] as boolean,
-    routedScalingFactor: n('routed_scaling_factor'),
-    topkMethod: j['topk_method'] as 'noaux_tc' | 'greedy',
-    numNextnPredictLayers: n('num_nextn_predict_layers'),
-    bosTokenId: 0,
-    eosTokenId: 1,
-  };
-}
+const GOLDEN_DIR = fileURLToPath(new URL('../fixtures/golden/', import.meta.url));
 
 /** One golden case as this area uses it. */
 export interface GoldenCaseLocal {
   config: ModelConfig;
   meta: { moe_layers: number[]; batch: number; seq_len: number };
-  /** Weights converted to `dtype`. */
+  /** Weights in `dtype` (FP8 dequantised with weight_scale_inv, BF16 widened) by the io loader. */
   weights: Map<string, Tensor>;
-  expected: Map<string, RawTensor>;
+  /** The golden tensors, decoded to f64 (floats) or int32 (I64). */
+  expected: { float(name: string): Float64Array; int(name: string): Int32Array };
 }
 
+function readST(path: string): Map<string, SafetensorsTensor> {
+  const buf = readFileSync(path);
+  return parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path).tensors;
+}
+
+/** Loads tests/fixtures/golden/<name> through the library's config, safetensors and weight loaders. */
 export function loadGoldenCaseLocal(name: string, dtype: DType): GoldenCaseLocal {
   const dir = `${GOLDEN_DIR}${name}/`;
-  const config = configFromHFLocal(JSON.parse(readFileSync(`${dir}config.json`, 'utf8')) as Record<string, unknown>);
+  const config = configFromHF(JSON.parse(readFileSync(`${dir}config.json`, 'utf8')));
   const meta = JSON.parse(readFileSync(`${dir}meta.json`, 'utf8')) as GoldenCaseLocal['meta'];
-  const weights = new Map<string, Tensor>();
-  for (const [k, v] of readSafetensorsLocal(`${dir}model.safetensors`)) {
-    if (v.data instanceof Int32Array) continue;
-    weights.set(k, Tensor.from(v.shape, v.data, dtype));
-  }
-  return { config, meta, weights, expected: readSafetensorsLocal(`${dir}expected.safetensors`) };
+  const { weights } = loadWeights(readST(`${dir}model.safetensors`), config, { dtype, source: dir });
+  const exp = readST(`${dir}expected.safetensors`);
+  const get = (n: string): SafetensorsTensor => {
+    const t = exp.get(n);
+    if (t === undefined) throw new Error(`golden ${name}: no tensor '${n}'`);
+    return t;
+  };
+  return {
+    config,
+    meta,
+    weights,
+    expected: { float: (n) => tensorToFloat64(get(n), n), int: (n) => tensorToInt32(get(n), n) },
+  };
 }
 
 /** Copies numbers into a fresh array of the dtype. */
