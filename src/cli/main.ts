@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+/**
+ * The `dsv3` command. Each subcommand lives in src/cli/commands/<name>.ts and exports
+ * `registerXxxCommand(program)`. Exit codes and error output: see src/cli/errors.ts
+ * (0 ok, 1 verify/diff mismatch, 2 usage/input error, 3 internal error).
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { registerBenchCommand } from './commands/bench.js';
+import { registerDiffCommand } from './commands/diff.js';
+import { registerInfoCommand } from './commands/info.js';
+import { reportError } from './errors.js';
+
+function packageVersion(): string {
+  try {
+    // dist/cli/main.js and src/cli/main.ts both sit two levels below the package root
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Builds the program with every subcommand registered (exported for tests and embedding). */
+export function buildProgram(): Command {
+  const program = new Command('dsv3');
+  program
+    .description('DeepSeek-V3 reference implementation: inspect, run, trace and verify models')
+    .version(packageVersion())
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`dsv3: ${str.trimEnd()} (see --help)\n`) })
+    .addHelpText('after', '\nExit codes: 0 ok, 1 verify/diff mismatch, 2 usage or input error, 3 internal error.\nRun `dsv3 <command> --help` for each command.');
+  registerInfoCommand(program);
+  registerDiffCommand(program);
+  registerBenchCommand(program);
+  // subcommands must not let commander exit: errors come back here
+  for (const c of program.commands) {
+    c.exitOverride().configureOutput({ outputError: (str, write) => write(`dsv3 ${c.name()}: ${str.trimEnd()} (see dsv3 ${c.name()} --help)\n`) });
+  }
+  return program;
+}
+
+/** Runs the CLI on `argv` (without node and script); resolves to the exit code. */
+export async function runCli(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  process.exitCode = 0;
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return Number(process.exitCode ?? 0);
+  } catch (err) {
+    const command = argv.find((a) => !a.startsWith('-')) ?? '';
+    const known = program.commands.some((c) => c.name() === command);
+    return reportError(err, known ? command : '');
+  }
+}
+
+process.exitCode = await runCli(process.argv.slice(2));
