@@ -5,3 +5,4 @@ export {
   translateOnigRegex,
   compileOnigRegex,
 } from './regex.js';
+export * from './trainer.js';
