@@ -1,2 +1,19 @@
-// Public API of src/model: each module adds its exports here.
-export {};
+// Public API of src/model (browser-safe: the Node-only weights_node.ts is exported from src/node.ts).
+export * from './config.js';
+export * from './presets.js';
+export * from './weights.js';
+export * from './trace.js';
+export * from './rmsnorm.js';
+export * from './rope.js';
+export * from './attention.js';
+export * from './kv_cache.js';
+export * from './mlp.js';
+export * from './gate.js';
+export * from './moe.js';
+export * from './embedding.js';
+export * from './loss.js';
+export * from './block.js';
+export * from './transformer.js';
+export * from './mtp.js';
+export * from './model.js';
+export * from './generate.js';

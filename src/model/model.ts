@@ -22,7 +22,7 @@ import { mtpBackward, mtpForward, mtpWeightsFrom, slicePositions, slicePositions
 import { buildRopeTables, type RopeTables } from './rope.js';
 import type { TraceFn } from './trace.js';
 import { transformerBackward, transformerForward, transformerWeightsFrom, type TransformerWeights } from './transformer.js';
-import type { ModelWeights } from './weights.js';
+import { checkWeights, type ModelWeights } from './weights.js';
 
 /** Token ids: rows of equal length, or a flat Int32Array [B, T] with `B` (and `T`) given in the options. */
 export type TokenInput = readonly (readonly number[])[] | Int32Array;
@@ -130,8 +130,7 @@ export class DeepSeekV3 {
     for (const [name, t] of weights) {
       if (t.dtype !== this.dtype) throw new WeightsError(`tensor '${name}' is ${t.dtype} but the model is ${this.dtype}`);
     }
-    transformerWeightsFrom(config, weights); // throws WeightsError naming a missing tensor
-    for (let k = 1; k <= config.numNextnPredictLayers; k++) mtpWeightsFrom(config, weights, k);
+    checkWeights(config, weights); // exactly the config's tensors with their shapes, else a WeightsError naming them
   }
 
   /** RoPE tables covering positions [0, n) (grown on demand, angles in f64). */

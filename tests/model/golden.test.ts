@@ -15,9 +15,9 @@ import { tensorToFloat64, tensorToInt32, type SafetensorsTensor } from '../../sr
 import { DeepSeekV3 } from '../../src/model/model.js';
 import type { DType } from '../../src/tensor.js';
 import { expectClose } from '../helpers/close.js';
-import { loadGolden as loadGoldenCase } from './helpers.js';
+import { GOLDEN_CASES, loadGoldenCase } from '../helpers/golden.js';
 
-const CASES = ['v3', 'v2lite', 'yarn', 'bf16', 'fp8'] as const;
+const CASES = GOLDEN_CASES;
 type CaseName = (typeof CASES)[number];
 
 interface Golden {
