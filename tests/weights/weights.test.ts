@@ -141,7 +141,7 @@ describe('initWeights (SPEC §5.9)', () => {
     }
     expect(other.get('lm_head.weight')!.data[0]).not.toBe(a.get('lm_head.weight')!.data[0]);
     // sample std of the 16384-element embedding: standard error of the std ≈ 0.006/√(2·16384) ≈ 3.3e-5; allow 5σ
-    const e = a.get('model.embed_tokens.weight')!.data;
+    const e = Array.from(a.get('model.embed_tokens.weight')!.data);
     const mean = e.reduce((s, v) => s + v, 0) / e.length;
     const sd = Math.sqrt(e.reduce((s, v) => s + (v - mean) ** 2, 0) / e.length);
     expect(Math.abs(sd - 0.006)).toBeLessThan(1.7e-4);
@@ -279,5 +279,4 @@ describe('loadWeights reports every mismatch by name', () => {
     expect(e.unexpected).toEqual([]);
     expect(e.message).toMatch(/more\)/); // long lists are truncated in the message, complete in .missing
   });
-
 });
