@@ -9,6 +9,8 @@ import { Command } from 'commander';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerDiffCommand } from './commands/diff.js';
 import { registerInfoCommand } from './commands/info.js';
+import { registerTraceCommand } from './commands/trace.js';
+import { registerVerifyCommand } from './commands/verify.js';
 import { reportError } from './errors.js';
 
 function packageVersion(): string {
@@ -30,6 +32,8 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(`dsv3: ${str.trimEnd()} (see --help)\n`) })
     .addHelpText('after', '\nExit codes: 0 ok, 1 verify/diff mismatch, 2 usage or input error, 3 internal error.\nRun `dsv3 <command> --help` for each command.');
   registerInfoCommand(program);
+  registerTraceCommand(program);
+  registerVerifyCommand(program);
   registerDiffCommand(program);
   registerBenchCommand(program);
   // subcommands must not let commander exit: errors come back here

@@ -1,0 +1,61 @@
+/**
+ * `dsv3 forward`: runs the model on a batch of token ids and writes logits at every position, the residual
+ * stream after every block, the final-norm output and the routing of every MoE layer to a safetensors file.
+ */
+import type { Command } from 'commander';
+import { fromFloatArray, fromInt32Array, type SafetensorsTensor } from '../../io/safetensors.js';
+import { writeSafetensorsFile } from '../../io/safetensors_node.js';
+import type { AttnImpl } from '../../model/attention.js';
+import { DeepSeekV3 } from '../../model/model.js';
+import { loadModel } from '../../model/weights_node.js';
+import type { DType } from '../../tensor.js';
+import { CliUsageError } from '../errors.js';
+import { parseDType, printJSON, readIdsFile } from '../inputs.js';
+
+/** Parses `--attn`. */
+export function parseAttn(v: string): AttnImpl {
+  if (v === 'naive' || v === 'absorb') return v;
+  throw new CliUsageError(`--attn must be naive or absorb, got '${v}'`);
+}
+
+/** The tensors `dsv3 forward` writes (names and layouts of issue 3 item 7). */
+export function forwardOutputs(model: DeepSeekV3, ids: number[][], attn: AttnImpl): Map<string, SafetensorsTensor> {
+  const out = model.forward(ids, { attn });
+  const st = model.dtype === 'float64' ? 'F64' : 'F32';
+  const tensors = new Map<string, SafetensorsTensor>();
+  tensors.set('logits', fromFloatArray(out.logits.data, out.logits.shape, st));
+  out.hidden.forEach((h, i) => tensors.set(`hidden.${i}`, fromFloatArray(h.data, h.shape, st)));
+  tensors.set('final_hidden', fromFloatArray(out.finalHidden.data, out.finalHidden.shape, st));
+  const K = model.config.numExpertsPerTok;
+  const N = out.B * out.T;
+  for (const [layer, r] of out.routing) {
+    // rows b·T + t; experts by descending selection score (torch.topk order), ties → lower index
+    tensors.set(`routing.${layer}.indices`, fromInt32Array(r.indices, [N, K], 'I32'));
+    tensors.set(`routing.${layer}.weights`, fromFloatArray(r.weights, [N, K], st));
+  }
+  return tensors;
+}
+
+/** Registers `dsv3 forward`. */
+export function registerForwardCommand(program: Command): void {
+  program
+    .command('forward')
+    .description('run the model on token ids and write logits, hidden states and routing (safetensors)')
+    .requiredOption('--model <dir>', 'model directory (config.json + model.safetensors or a sharded index)')
+    .requiredOption('--input <ids.json>', 'JSON array of equal-length arrays of token ids (a batch)')
+    .option('--attn <impl>', 'attention path: naive | absorb', parseAttn, 'naive' as AttnImpl)
+    .option('--dtype <dtype>', 'compute precision: f32 | f64', parseDType, 'float32' as DType)
+    .requiredOption('--out <file>', 'output safetensors file')
+    .option('--json', 'print a JSON summary on stdout')
+    .addHelpText('after', '\nExample:\n  dsv3 forward --model ./tiny --input ids.json --attn absorb --out out.safetensors')
+    .action((o: { model: string; input: string; attn: AttnImpl; dtype: DType; out: string; json?: boolean }) => {
+      const ids = readIdsFile(o.input);
+      const { config, weights } = loadModel(o.model, { dtype: o.dtype });
+      const model = new DeepSeekV3(config, weights);
+      const tensors = forwardOutputs(model, ids, o.attn);
+      writeSafetensorsFile(o.out, tensors, { command: 'forward', attn: o.attn, dtype: o.dtype });
+      const summary = { out: o.out, batch: ids.length, positions: ids[0]!.length, attn: o.attn, dtype: o.dtype, tensors: [...tensors.keys()] };
+      if (o.json === true) printJSON(summary);
+      else process.stdout.write(`wrote ${tensors.size} tensors for ${ids.length}×${ids[0]!.length} tokens to ${o.out}\n`);
+    });
+}

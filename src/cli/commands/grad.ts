@@ -1,0 +1,44 @@
+/**
+ * `dsv3 grad`: the mean next-token cross-entropy of a batch (positions 0..T−2, targets ids[:, 1:]; no MTP, no
+ * balance loss) and its gradient for every parameter, written to a safetensors file as `loss` and `grad.<hf name>`.
+ */
+import type { Command } from 'commander';
+import { fromFloatArray, type SafetensorsTensor } from '../../io/safetensors.js';
+import { writeSafetensorsFile } from '../../io/safetensors_node.js';
+import { DeepSeekV3 } from '../../model/model.js';
+import { loadModel } from '../../model/weights_node.js';
+import { InputError } from '../../errors.js';
+import type { DType } from '../../tensor.js';
+import { parseDType, printJSON, readIdsFile } from '../inputs.js';
+
+/** The tensors `dsv3 grad` writes: `loss` (scalar) and `grad.<name>` per weight (router bias: zeros). */
+export function gradOutputs(model: DeepSeekV3, ids: number[][]): { loss: number; tensors: Map<string, SafetensorsTensor> } {
+  if (ids[0]!.length < 2) throw new InputError('grad: each row needs at least 2 token ids (inputs ids[:, :-1], targets ids[:, 1:])');
+  const r = model.lossAndGrads(ids, { mtp: false, balanceAlpha: 0 });
+  const st = model.dtype === 'float64' ? 'F64' : 'F32';
+  const tensors = new Map<string, SafetensorsTensor>();
+  tensors.set('loss', fromFloatArray([r.loss.main], [], st));
+  for (const [name, g] of r.grads) tensors.set(`grad.${name}`, fromFloatArray(g.data, g.shape, st));
+  return { loss: r.loss.main, tensors };
+}
+
+/** Registers `dsv3 grad`. */
+export function registerGradCommand(program: Command): void {
+  program
+    .command('grad')
+    .description('mean next-token cross-entropy of a batch and the gradient of every weight (safetensors)')
+    .requiredOption('--model <dir>', 'model directory (config.json + weights)')
+    .requiredOption('--input <ids.json>', 'JSON array of equal-length arrays of token ids; targets are ids[:, 1:]')
+    .option('--dtype <dtype>', 'compute precision: f32 | f64', parseDType, 'float32' as DType)
+    .requiredOption('--out <file>', 'output safetensors file (loss, grad.<hf name>)')
+    .option('--json', 'print a JSON summary on stdout')
+    .addHelpText('after', '\nExample:\n  dsv3 grad --model ./tiny --input ids.json --dtype f64 --out grads.safetensors')
+    .action((o: { model: string; input: string; dtype: DType; out: string; json?: boolean }) => {
+      const ids = readIdsFile(o.input);
+      const { config, weights } = loadModel(o.model, { dtype: o.dtype });
+      const { loss, tensors } = gradOutputs(new DeepSeekV3(config, weights), ids);
+      writeSafetensorsFile(o.out, tensors, { command: 'grad', dtype: o.dtype });
+      if (o.json === true) printJSON({ out: o.out, loss, tensors: tensors.size });
+      else process.stdout.write(`loss ${loss}\nwrote loss and ${tensors.size - 1} gradients to ${o.out}\n`);
+    });
+}

@@ -1,0 +1,102 @@
+/**
+ * `dsv3 trace`: runs the library on a model directory and token ids and records named
+ * intermediates (docs/trace-names.md) into a safetensors file; with `--grads` it runs the
+ * training forward + backward of the main next-token cross-entropy and also records every
+ * weight gradient as `grad.<HF weight name>`. Also the library run behind `dsv3 verify`.
+ */
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { AttnImpl } from '../../model/attention.js';
+import { DeepSeekV3 } from '../../model/model.js';
+import { loadModel } from '../../model/weights_node.js';
+import type { DType } from '../../tensor.js';
+import { TraceRecorder } from '../../verify/trace.js';
+import { CliUsageError } from '../errors.js';
+import { collect, parseDType, printJSON, readIdsFile } from '../inputs.js';
+
+/** Options of {@link traceModel}. */
+export interface TraceRunOptions {
+  dtype: DType;
+  attn: AttnImpl;
+  /** Run forward + backward of the main CE on ids (rows of T+1: inputs ids[:, :T], targets ids[:, 1:]). */
+  grads: boolean;
+  filter: string[];
+}
+
+/**
+ * Loads `modelDir`, runs it on the ids of `idsPath` and returns the recorder. Forward traces
+ * cover every id; with `grads` they cover ids[:, :T] (the last id is only a target) and the
+ * objective is the plain next-token cross-entropy (no balance loss, no MTP), as in the golden data.
+ */
+export function traceModel(modelDir: string, idsPath: string, opts: TraceRunOptions): { recorder: TraceRecorder; warnings: string[]; loss?: number } {
+  const ids = readIdsFile(idsPath);
+  const { config, weights, warnings } = loadModel(modelDir, { dtype: opts.dtype });
+  const model = new DeepSeekV3(config, weights);
+  const recorder = new TraceRecorder({ filter: opts.filter });
+  if (!opts.grads) {
+    model.forward(ids, { attn: opts.attn, trace: recorder.trace });
+    return { recorder, warnings };
+  }
+  if (ids[0]!.length < 2) throw new CliUsageError(`--grads needs rows of at least 2 ids (inputs + next-token targets) in ${idsPath}`);
+  const r = model.lossAndGrads(ids, { attn: opts.attn, trace: recorder.trace, mtp: false, balanceAlpha: 0 });
+  recorder.recordMap(r.grads, 'grad.');
+  return { recorder, warnings, loss: r.loss.main };
+}
+
+/** Flags of `trace` (and the model-run part of `verify`). */
+export interface TraceFlags {
+  model: string;
+  input: string;
+  grads?: boolean;
+  filter: string[];
+  dtype: DType;
+  attn: string;
+  json?: boolean;
+}
+
+/** Parses `--attn`. */
+export function parseAttn(v: string): AttnImpl {
+  if (v === 'naive' || v === 'absorb') return v;
+  throw new CliUsageError(`--attn must be naive or absorb, got '${v}'`);
+}
+
+/** Adds the model-run flags shared by `trace` and `verify`. */
+export function addModelRunOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--model <dir>', 'model directory (config.json + model.safetensors or a sharded checkpoint)')
+    .requiredOption('--input <ids.json>', 'token ids: [[...], ...] rows of equal length, [...] one row, or {"input_ids": ...}')
+    .option('--grads', 'also run backward of the next-token cross-entropy and record grad.<weight name>')
+    .option('--dtype <dtype>', 'compute precision: float32 or float64', parseDType, 'float32' as DType)
+    .option('--attn <impl>', 'attention path: naive or absorb', 'naive');
+}
+
+/** Registers `dsv3 trace`. */
+export function registerTraceCommand(program: Command): void {
+  const cmd = program
+    .command('trace')
+    .description('run the model and record named intermediates (and with --grads, gradients) into a safetensors file');
+  addModelRunOptions(cmd)
+    .option('--filter <glob>', "keep only matching names, repeatable (e.g. 'model.layers.3.*')", collect, [])
+    .requiredOption('--out <file>', 'output .safetensors file (execution order in __metadata__.order)')
+    .option('--json', 'print a JSON summary (names, shapes) on stdout')
+    .addHelpText(
+      'after',
+      "\nExamples:\n  $ dsv3 trace --model ./tiny --input ids.json --out trace.safetensors\n  $ dsv3 trace --model ./tiny --input ids.json --grads --filter 'model.layers.1.*' --filter 'grad.*' --out layer1.safetensors",
+    )
+    .action((flags: TraceFlags & { out: string }) => {
+      const { recorder, warnings, loss } = traceModel(flags.model, flags.input, {
+        dtype: flags.dtype,
+        attn: parseAttn(flags.attn),
+        grads: flags.grads === true,
+        filter: flags.filter,
+      });
+      for (const w of warnings) process.stderr.write(`dsv3 trace: warning: ${w}\n`);
+      writeFileSync(flags.out, recorder.serialize({ model: flags.model, dtype: flags.dtype, attn: flags.attn }));
+      if (flags.json) {
+        printJSON({ out: flags.out, loss: loss ?? null, tensors: [...recorder.tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })) });
+      } else {
+        process.stdout.write(`wrote ${recorder.size} tensors to ${flags.out}${loss !== undefined ? ` (loss ${loss})` : ''}\n`);
+      }
+      if (recorder.size === 0) process.stderr.write(`dsv3 trace: warning: no traced name matched --filter ${flags.filter.join(' ')}\n`);
+    });
+}
