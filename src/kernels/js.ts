@@ -1,3 +1,4 @@
+import { InputError } from '../errors.js';
 import type { FloatArray } from '../tensor.js';
 import type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
 
@@ -81,7 +82,7 @@ function softmaxForward<T extends FloatArray>(x: T, y: T, rows: number, cols: nu
     const o = r * cols;
     let max = -Infinity;
     for (let j = 0; j < cols; j++) max = Math.max(max, x[o + j]!);
-    if (max === -Infinity) throw new RangeError(`softmax row ${r}: every entry is -Infinity`);
+    if (max === -Infinity) throw new InputError(`softmax row ${r}: every entry is -Infinity`);
     let sum = 0;
     for (let j = 0; j < cols; j++) {
       const e = Math.exp(x[o + j]! - max);
@@ -179,7 +180,7 @@ function logSumExp(x: FloatArray, o: number, cols: number): { max: number; lse: 
 }
 
 function checkTarget(t: number, r: number, vocab: number): void {
-  if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new RangeError(`cross-entropy row ${r}: target ${t} outside [0, ${vocab})`);
+  if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new InputError(`cross-entropy row ${r}: target ${t} outside [0, ${vocab})`);
 }
 
 function crossEntropyForward<T extends FloatArray>(
