@@ -7,6 +7,7 @@
  * the library's f64 model forward (trace), itself golden-tested in tests/model.
  */
 import { describe, expect, it } from 'vitest';
+import { useBackend } from '../../src/kernels/index.js';
 import { gateForward } from '../../src/model/gate.js';
 import { DeepSeekV3 } from '../../src/model/model.js';
 import { moeForward, moeWeightsFrom } from '../../src/model/moe.js';
@@ -17,35 +18,49 @@ import { loadGoldenCaseLocal, toDtype } from './helpers.js';
 const CASES = ['v3', 'v2lite', 'yarn', 'bf16', 'fp8'] as const;
 
 describe.each(CASES)('golden %s: router and MoE', (name) => {
-  for (const dtype of ['float32', 'float64'] as DType[]) {
-    it(`${dtype} on the stored f32 gate_input: scores, indices (exact, in order), weights, ffn_out`, () => {
-      const g = loadGoldenCaseLocal(name, dtype);
-      const { config, meta, expected } = g;
-      const N = meta.batch * meta.seq_len;
-      const d = config.hiddenSize;
-      const ffnOut = expected.float('hidden.ffn_out');
-      expect(meta.moe_layers.length).toBeGreaterThan(0);
-      for (const l of meta.moe_layers) {
-        const prefix = `model.layers.${l}.mlp`;
-        const w = moeWeightsFrom(config, g.weights, prefix);
-        const x = toDtype(expected.float(`moe.${l}.gate_input`), dtype);
-        const { routing } = gateForward(config, w.gate, x, N);
-
-        // routing margins ≥ 1e-4 ≫ f32 noise (~1e-7): the selection is exact, in torch.topk order
-        expect(Array.from(routing.indices)).toEqual(Array.from(expected.int(`moe.${l}.topk_idx`)));
-        // f32 goldens: README tolerance 2e-5·max (noise between correct f32 computations ≤ 1e-6);
-        // in f64 mode the input is the same f32 gate_input, so only the f32 rounding differs
-        expectClose(routing.scores, expected.float(`moe.${l}.scores`), `${name} moe.${l}.scores`, { atolOfMax: 2e-5 });
-        expectClose(routing.weights, expected.float(`moe.${l}.topk_weight`), `${name} moe.${l}.topk_weight`, { atolOfMax: 2e-5 });
-        let load = 0;
-        for (const c of routing.load) load += c;
-        expect(load).toBe(N * config.numExpertsPerTok);
-
-        // MoE output vs hidden.ffn_out[l] (f32 golden; reductions of length ≤ 272: 2e-5·max per README)
-        const { out } = moeForward(config, w, x, N, { prefix });
-        expectClose(out, ffnOut.subarray(l * N * d, (l + 1) * N * d), `${name} hidden.ffn_out[${l}]`, { atolOfMax: 2e-5 });
+  const variants: [DType, 'js' | 'wasm'][] = [
+    ['float32', 'js'],
+    ['float64', 'js'],
+    ['float32', 'wasm'],
+  ];
+  for (const [dtype, backend] of variants) {
+    it(`${dtype} (${backend} kernels) on the stored f32 gate_input: scores, indices (exact, in order), weights, ffn_out`, async () => {
+      await useBackend(backend);
+      try {
+        checkStoredInput(dtype);
+      } finally {
+        await useBackend('js');
       }
     });
+  }
+
+  function checkStoredInput(dtype: DType): void {
+    const g = loadGoldenCaseLocal(name, dtype);
+    const { config, meta, expected } = g;
+    const N = meta.batch * meta.seq_len;
+    const d = config.hiddenSize;
+    const ffnOut = expected.float('hidden.ffn_out');
+    expect(meta.moe_layers.length).toBeGreaterThan(0);
+    for (const l of meta.moe_layers) {
+      const prefix = `model.layers.${l}.mlp`;
+      const w = moeWeightsFrom(config, g.weights, prefix);
+      const x = toDtype(expected.float(`moe.${l}.gate_input`), dtype);
+      const { routing } = gateForward(config, w.gate, x, N);
+
+      // routing margins ≥ 1e-4 ≫ f32 noise (~1e-7): the selection is exact, in torch.topk order
+      expect(Array.from(routing.indices)).toEqual(Array.from(expected.int(`moe.${l}.topk_idx`)));
+      // f32 goldens: README tolerance 2e-5·max (noise between correct f32 computations ≤ 1e-6);
+      // in f64 mode the input is the same f32 gate_input, so only the f32 rounding differs
+      expectClose(routing.scores, expected.float(`moe.${l}.scores`), `${name} moe.${l}.scores`, { atolOfMax: 2e-5 });
+      expectClose(routing.weights, expected.float(`moe.${l}.topk_weight`), `${name} moe.${l}.topk_weight`, { atolOfMax: 2e-5 });
+      let load = 0;
+      for (const c of routing.load) load += c;
+      expect(load).toBe(N * config.numExpertsPerTok);
+
+      // MoE output vs hidden.ffn_out[l] (f32 golden; reductions of length ≤ 272: 2e-5·max per README)
+      const { out } = moeForward(config, w, x, N, { prefix });
+      expectClose(out, ffnOut.subarray(l * N * d, (l + 1) * N * d), `${name} hidden.ffn_out[${l}]`, { atolOfMax: 2e-5 });
+    }
   }
 
   it('float64 on the f64 forward’s router input: topk_weight_f64 and the residual update at 1e-10', () => {

@@ -6,11 +6,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { useBackend } from '../../src/kernels/index.js';
 import { gateBackward, gateForward, type GateWeights } from '../../src/model/gate.js';
 import { mlpBackward, mlpForward } from '../../src/model/mlp.js';
 import { moeBackward, moeForward } from '../../src/model/moe.js';
 import { Random } from '../../src/random.js';
 import { Tensor } from '../../src/tensor.js';
+import { expectClose } from '../helpers/close.js';
 import { sequenceBalanceLoss } from '../../src/train/balance_loss.js';
 import { dot, fdCheck, moeConfig, randomGate, randomMLP, randomMoE, randomTensor, sampleIndices, zerosLikeMLP, zerosLikeMoE } from './helpers.js';
 
@@ -172,5 +174,48 @@ describe('finite differences (f64)', () => {
       }),
       { seed: 604, numRuns: 40 },
     );
+  });
+});
+
+describe('f32 backward (js and wasm kernels) vs the f64 backward', () => {
+  it.each(['js', 'wasm'] as const)('MoE dx and every weight gradient agree to 1e-4·max (%s kernels)', async (backend) => {
+    await useBackend(backend);
+    try {
+      fc.assert(
+        fc.property(moeShape, (p) => {
+          const config = configOf({ ...p, d: 4 * p.d, I: 4 * p.I, N: 4 * p.N });
+          const N = 4 * p.N;
+          const w64 = randomMoE(new Random(p.seed), config, F64);
+          const x64 = randomTensor(new Random(p.seed + 1), [N, config.hiddenSize], F64, 1).data;
+          const c64 = randomTensor(new Random(p.seed + 2), [N, config.hiddenSize], F64, 1).data;
+          const w32 = randomMoE(new Random(p.seed), config, 'float32');
+          const x32 = Float32Array.from(x64);
+          const c32 = Float32Array.from(c64);
+          const r64 = moeForward(config, w64, x64, N, { save: true });
+          const r32 = moeForward(config, w32, x32, N, { save: true });
+          // the f32 copy of the weights must route identically (random inputs: margins ≫ f32 noise)
+          fc.pre(r64.routing.indices.every((e, i) => e === r32.routing.indices[i]));
+          const g64 = zerosLikeMoE(w64);
+          const g32 = zerosLikeMoE(w32);
+          const dx64 = moeBackward(config, w64, g64, r64.saved!, c64);
+          const dx32 = moeBackward(config, w32, g32, r32.saved!, c32);
+          // README: f32 vs f64 gradients differ by ≤ 2e-6 of max per tensor; 1e-4·max as the suggested bound
+          const tol = { atolOfMax: 1e-4 };
+          expectClose(dx32, dx64, 'dx', tol);
+          expectClose(g32.gate.weight.data, g64.gate.weight.data, 'gate.weight', tol);
+          g64.experts.forEach((e, i) => {
+            for (const k of ['gate_proj', 'up_proj', 'down_proj'] as const) expectClose(g32.experts[i]![k].data, e[k].data, `experts.${i}.${k}`, tol);
+          });
+          if (g64.shared_experts !== null) {
+            for (const k of ['gate_proj', 'up_proj', 'down_proj'] as const) {
+              expectClose(g32.shared_experts![k].data, g64.shared_experts[k].data, `shared_experts.${k}`, tol);
+            }
+          }
+        }),
+        { seed: 605, numRuns: 30 },
+      );
+    } finally {
+      await useBackend('js');
+    }
   });
 });

@@ -3,6 +3,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { useBackend } from '../../src/kernels/index.js';
 import { gateForward } from '../../src/model/gate.js';
 import { mlpForward } from '../../src/model/mlp.js';
 import { moeForward, moeWeightsFrom } from '../../src/model/moe.js';
@@ -95,27 +96,33 @@ describe('moeForward', () => {
     );
   });
 
-  it('is grouping-invariant: a token’s output is bit-identical alone, in any batch, in any order (f32 and f64)', () => {
-    fc.assert(
-      fc.property(shapeArb, (p) => {
-        const config = configOf(p);
-        const rng = new Random(p.seed);
-        const w = randomMoE(rng, config, p.dtype);
-        const d = config.hiddenSize;
-        const x = randomTensor(rng, [p.N, d], p.dtype, 1).data;
-        const full = moeForward(config, w, x, p.N).out;
-        // reversed order
-        const xr = x.slice();
-        for (let t = 0; t < p.N; t++) xr.set(x.subarray(t * d, (t + 1) * d), (p.N - 1 - t) * d);
-        const rev = moeForward(config, w, xr, p.N).out;
-        for (let t = 0; t < p.N; t++) {
-          const alone = moeForward(config, w, x.slice(t * d, (t + 1) * d), 1).out;
-          expect(Array.from(full.subarray(t * d, (t + 1) * d))).toEqual(Array.from(alone));
-          expect(Array.from(rev.subarray((p.N - 1 - t) * d, (p.N - t) * d))).toEqual(Array.from(alone));
-        }
-      }),
-      { seed: 703, numRuns: 100 },
-    );
+  // the wasm kernels serve f32 only; f64 cases still run the js kernels under 'wasm'
+  it.each(['js', 'wasm'] as const)('is grouping-invariant: a token’s output is bit-identical alone, in any batch, in any order (%s kernels)', async (backend) => {
+    await useBackend(backend);
+    try {
+      fc.assert(
+        fc.property(shapeArb, (p) => {
+          const config = configOf(p);
+          const rng = new Random(p.seed);
+          const w = randomMoE(rng, config, p.dtype);
+          const d = config.hiddenSize;
+          const x = randomTensor(rng, [p.N, d], p.dtype, 1).data;
+          const full = moeForward(config, w, x, p.N).out;
+          // reversed order
+          const xr = x.slice();
+          for (let t = 0; t < p.N; t++) xr.set(x.subarray(t * d, (t + 1) * d), (p.N - 1 - t) * d);
+          const rev = moeForward(config, w, xr, p.N).out;
+          for (let t = 0; t < p.N; t++) {
+            const alone = moeForward(config, w, x.slice(t * d, (t + 1) * d), 1).out;
+            expect(Array.from(full.subarray(t * d, (t + 1) * d))).toEqual(Array.from(alone));
+            expect(Array.from(rev.subarray((p.N - 1 - t) * d, (p.N - t) * d))).toEqual(Array.from(alone));
+          }
+        }),
+        { seed: 703, numRuns: 100 },
+      );
+    } finally {
+      await useBackend('js');
+    }
   });
 
   it('returns the gate routing and traces gate, shared and output under the module prefix', () => {
