@@ -343,7 +343,8 @@ export function mlaForward(
   const scores = allocate(dtype, B * H * S * T); // [B, H, S, T]
   const O = allocate(dtype, B * H * S * V); // head outputs [B, H, S, V]
   let naive: { Q: FloatArray; K: FloatArray; Vh: FloatArray } | null = null;
-  let vKeys: FloatArray | null = null; // naive path: values of the T keys [B, H, T, V]
+  let vKeys: FloatArray | null = null; // naive path: values [B, H, Tcap, V] (first T rows used)
+  let vStride = 0; // Tcap·V
   const kvW = H * (n + V);
   let kv: FloatArray | null = null;
   if (attn === 'naive' || save) {
@@ -355,21 +356,22 @@ export function mlaForward(
 
   if (attn === 'naive') {
     trace?.(`${prefix}.kv_b_proj:out`, [B, S, H, n + V], kv!);
-    const Q = naive!.Q;
-    let K = naive!.K;
-    vKeys = naive!.Vh;
+    const { Q, K, Vh } = naive!;
     if (cache && cache.attn === 'naive') {
-      // write k = [k_nope ; k_pe] and v of the new tokens at [startPos, startPos+S), then read all T keys
+      // write k = [k_nope ; k_pe] and v of the new tokens at [startPos, startPos+S) of the head-major
+      // cache, then attend over its first T rows per (b, h) (slab stride maxLen·width)
       const Tc = cache.maxLen;
-      copyBlocks(headMajor(K, 0, qk, H, S), { ...tokenMajor(cache.k, 0, qk, H, Tc), off: startPos * H * qk }, B, H, S, qk);
-      copyBlocks(headMajor(vKeys, 0, V, H, S), { ...tokenMajor(cache.v, 0, V, H, Tc), off: startPos * H * V }, B, H, S, V);
-      K = allocate(dtype, B * H * T * qk);
-      vKeys = allocate(dtype, B * H * T * V);
-      copyBlocks(tokenMajor(cache.k, 0, qk, H, Tc), headMajor(K, 0, qk, H, T), B, H, T, qk);
-      copyBlocks(tokenMajor(cache.v, 0, V, H, Tc), headMajor(vKeys, 0, V, H, T), B, H, T, V);
+      copyBlocks(headMajor(K, 0, qk, H, S), headMajor(cache.k, startPos * qk, qk, H, Tc), B, H, S, qk);
+      copyBlocks(headMajor(Vh, 0, V, H, S), headMajor(cache.v, startPos * V, V, H, Tc), B, H, S, V);
+      k.matmulBatched('nt', Q, cache.k, scores, B * H, S, T, qk, false, Tc * qk);
+      vKeys = cache.v;
+      vStride = Tc * V;
+    } else {
+      // A = Q·Kᵀ per (b, h): [S, T]
+      k.matmulBatched('nt', Q, K, scores, B * H, S, T, qk);
+      vKeys = Vh;
+      vStride = T * V;
     }
-    // A = Q·Kᵀ per (b, h): [S, T]
-    k.matmulBatched('nt', Q, K, scores, B * H, S, T, qk);
   } else {
     // absorbed: W_kvb viewed as [H, n+V, C]; W_UK[h] = rows 0..n−1, W_UV[h] = rows n..n+V−1
     const Wkvb = w.kv_b_proj.data;
@@ -413,7 +415,7 @@ export function mlaForward(
 
   if (attn === 'naive') {
     // o = P·v per (b, h): [S, T]·[T, V]
-    k.matmulBatched('nn', P, vKeys!, O, B * H, S, V, T);
+    k.matmulBatched('nn', P, vKeys!, O, B * H, S, V, T, false, vStride);
   } else {
     const Tcap = cache ? cache.maxLen : S;
     const keysC = cache && cache.attn === 'absorb' ? cache.latent : cHat;

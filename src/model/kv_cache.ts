@@ -58,12 +58,16 @@ abstract class KVCacheBase {
   }
 }
 
-/** Naive-path cache: k [B, maxLen, H, n+R] (RoPE applied), v [B, maxLen, H, V]. */
+/**
+ * Naive-path cache: k [B, H, maxLen, n+R] (RoPE applied), v [B, H, maxLen, V]. Head-major (the
+ * official cache is [B, maxLen, H, ·]): each (b, h) is one contiguous slab, so the batched score
+ * and value matmuls read the cache in place instead of gathering it at every decode step.
+ */
 export class NaiveKVCache extends KVCacheBase {
   readonly attn = 'naive' as const;
-  /** k: [B, maxLen, H, n+R]. */
+  /** k: [B, H, maxLen, n+R]. */
   readonly k: FloatArray;
-  /** v: [B, maxLen, H, V]. */
+  /** v: [B, H, maxLen, V]. */
   readonly v: FloatArray;
   readonly heads: number;
   readonly qkHeadDim: number;
