@@ -6,6 +6,7 @@
  * `lstrip`/`rstrip` swallow the whitespace to the left/right of the match.
  */
 import { FormatError } from '../errors.js';
+import { RUST_WORD_CLASS } from './regex.js';
 
 /** One added token as stored in tokenizer.json. */
 export interface AddedTokenConfig {
@@ -28,8 +29,8 @@ export interface AddedSplit {
 }
 
 // Rust regex crate classes used by AddedVocabulary: `\w` is Alphabetic|M|Nd|Pc|Join_Control, `\s` White_Space.
-const STARTS_WITH_WORD = /^[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]/u;
-const ENDS_WITH_WORD = /[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]$/u;
+const STARTS_WITH_WORD = new RegExp(`^${RUST_WORD_CLASS}`, 'v');
+const ENDS_WITH_WORD = new RegExp(`${RUST_WORD_CLASS}$`, 'v');
 const TRAILING_SPACE = /\p{White_Space}*$/u;
 const LEADING_SPACE = /^\p{White_Space}*/u;
 

@@ -4,7 +4,7 @@
  */
 import { FormatError, UnsupportedError } from '../errors.js';
 import { GPT2_SPLIT_PATTERN, toByteLevel } from './byte_level.js';
-import { compileJsonPattern, compileOnigRegex, findAllMatches } from './regex.js';
+import { compileJsonPattern, compileOnigRegex, findAllMatches, isNewerThanRust, RUST_WORD_CLASS } from './regex.js';
 
 /** A piece of text; `origin` is true when it starts at offset 0 of the original input. */
 export interface PreToken {
@@ -101,7 +101,7 @@ function splitInto(piece: PreToken, seg: Segments, behavior: SplitBehavior, out:
 
 function mapPieces(pieces: PreToken[], f: (p: PreToken, out: PreToken[]) => void): PreToken[] {
   const out: PreToken[] = [];
-  for (const p of pieces) f(p, out);
+  for (const p of pieces) if (p.text.length > 0) f(p, out);
   return out;
 }
 
@@ -114,15 +114,15 @@ const WHITE_SPACE = /^\p{White_Space}$/u;
 const NUMERIC = /^\p{N}$/u;
 const PUNCT = /^\p{P}$/u;
 /** Rust `char::is_whitespace` (Unicode White_Space). */
-const isWhitespace = (cp: number) => WHITE_SPACE.test(String.fromCodePoint(cp));
+const isWhitespace = (cp: number) => WHITE_SPACE.test(String.fromCodePoint(cp)) && !isNewerThanRust(cp);
 /** Rust `char::is_numeric` (general categories Nd, Nl, No). */
-const isNumeric = (cp: number) => (cp >= 0x30 && cp <= 0x39) || (cp >= 0x80 && NUMERIC.test(String.fromCodePoint(cp)));
+const isNumeric = (cp: number) => (cp >= 0x30 && cp <= 0x39) || (cp >= 0x80 && NUMERIC.test(String.fromCodePoint(cp)) && !isNewerThanRust(cp));
 /** tokenizers' `is_punctuation`: ASCII punctuation or a Unicode P* category. */
 const isPunctuation = (cp: number) =>
-  (cp >= 0x21 && cp <= 0x2f) || (cp >= 0x3a && cp <= 0x40) || (cp >= 0x5b && cp <= 0x60) || (cp >= 0x7b && cp <= 0x7e) || PUNCT.test(String.fromCodePoint(cp));
+  (cp >= 0x21 && cp <= 0x2f) || (cp >= 0x3a && cp <= 0x40) || (cp >= 0x5b && cp <= 0x60) || (cp >= 0x7b && cp <= 0x7e) || (PUNCT.test(String.fromCodePoint(cp)) && !isNewerThanRust(cp));
 
 /** Rust regex-crate `\w+|[^\w\s]+` (Whitespace pre-tokenizer): Unicode word = Alphabetic, M, Nd, Pc, Join_Control. */
-const WHITESPACE_RE = /[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]+|[^\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}\p{White_Space}]+/gu;
+const WHITESPACE_RE = new RegExp(`${RUST_WORD_CLASS}+|[^${RUST_WORD_CLASS}\\p{White_Space}]+`, 'gv');
 
 /** Build a pre-tokenizer from its tokenizer.json object; null for `"pre_tokenizer": null`. */
 export function preTokenizerFromJSON(json: unknown): TokenizerPreTokenizer | null {
@@ -181,6 +181,7 @@ function byteLevelPreTokenizer(addPrefixSpace: boolean, useRegex: boolean): Toke
     preTokenize: (ps) => {
       const out: PreToken[] = [];
       for (const p of ps) {
+        if (p.text.length === 0) continue;
         const prefixed = addPrefixSpace && !p.text.startsWith(' ') ? { text: ' ' + p.text, origin: p.origin } : p;
         if (useRegex) {
           const sub: PreToken[] = [];

@@ -23,10 +23,26 @@
  * absent operators, `(?x)`) raises {@link UnsupportedError}, never a silent approximation.
  */
 import { UnsupportedError } from '../errors.js';
+import { NEWER_THAN_ONIGURUMA } from './unicode_compat.js';
 
-const WORD_SET = '\\p{L}\\p{M}\\p{Nd}\\p{Pc}';
-const WORD = `[${WORD_SET}]`;
-const NOT_WORD = `[^${WORD_SET}]`;
+/** Code points Oniguruma (Unicode 16 in the pinned binding) sees as unassigned, as a nested class. */
+const NEW = `[${NEWER_THAN_ONIGURUMA}]`;
+/** A property class restricted to the code points Oniguruma knows (unassigned ones join Cn/C). */
+function prop(name: string): string {
+  const unassignedIncluded = /^(?:Cn|C|Other|Unassigned|General_Category=(?:Cn|C|Other|Unassigned)|gc=(?:Cn|C))$/.test(name);
+  return unassignedIncluded ? `[\\p{${name}}${NEW}]` : `[\\p{${name}}--${NEW}]`;
+}
+const WORD = `[[\\p{L}\\p{M}\\p{Nd}\\p{Pc}]--${NEW}]`;
+const NOT_WORD = `[^${WORD}]`;
+
+/** True for a code point assigned in Unicode 17 but unknown to the Rust library's Unicode 16 tables. */
+export const isNewerThanRust: (cp: number) => boolean = (() => {
+  const re = new RegExp(`^${NEW}$`, 'v');
+  return (cp: number) => cp >= 0x880 && re.test(String.fromCodePoint(cp));
+})();
+
+/** Rust regex-crate `\\w` (Alphabetic, M, Nd, Pc, Join_Control) restricted to Unicode 16, as `v`-flag class. */
+export const RUST_WORD_CLASS = `[[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]--${NEW}]`;
 
 /** Escape a code point so that it is a literal inside or outside a `v`-flag class. */
 function lit(cp: number): string {
@@ -228,11 +244,11 @@ class Translator {
       case 'S':
         return '\\P{White_Space}';
       case 'd':
-        return '\\p{Nd}';
+        return prop('Nd');
       case 'D':
-        return '\\P{Nd}';
+        return `[^${prop('Nd')}]`;
       case 'w':
-        return inClass ? WORD_SET : WORD;
+        return WORD;
       case 'W':
         return NOT_WORD;
       case 'h':
@@ -312,13 +328,12 @@ class Translator {
       negated = !negated;
       name = name.slice(1);
     }
-    const js = `\\${negated ? 'P' : 'p'}{${name}}`;
     try {
-      new RegExp(js, 'v');
+      new RegExp(`\\p{${name}}`, 'v');
     } catch {
       this.fail(`Unicode property '${name}'`);
     }
-    return js;
+    return negated ? `[^${prop(name)}]` : prop(name);
   }
 
   private readCodePointString(): string {
