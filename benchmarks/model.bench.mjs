@@ -1,0 +1,74 @@
+// Model benchmarks (compiled library in ../dist): forward tokens/s of the `bench` preset at batch 4 × 128
+// (PyTorch CPU 1 thread, official code: ≈ 3,800 tokens/s; target ≥ 0.5×), and decode tokens/s with the naive
+// vs the absorbed (latent) KV cache at context 512 and 2048. f32, wasm kernels when available.
+// Run: npm run build && node benchmarks/model.bench.mjs   (or through benchmarks/run.mjs)
+import { DeepSeekV3, getPreset, initWeights, useBackend, backendInfo } from '../dist/index.js';
+
+function ids(B, T, vocab, seed) {
+  let x = seed >>> 0;
+  const next = () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) % vocab);
+  return Array.from({ length: B }, () => Array.from({ length: T }, next));
+}
+
+function timeIt(fn, minSeconds = 2, minRuns = 3) {
+  fn(); // warm-up
+  const times = [];
+  const start = performance.now();
+  while (times.length < minRuns || (performance.now() - start) / 1000 < minSeconds) {
+    const t0 = performance.now();
+    fn();
+    times.push((performance.now() - t0) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]; // median seconds
+}
+
+/** Runs the model benchmarks; returns the figures (also printed). */
+export async function run({ backend = 'wasm', decodeSteps = 32, contexts = [512, 2048] } = {}) {
+  try {
+    await useBackend(backend);
+  } catch (e) {
+    console.warn(`backend '${backend}' unavailable (${e.message}); using js`);
+    await useBackend('js');
+  }
+  const info = backendInfo();
+  const config = getPreset('bench');
+  const model = new DeepSeekV3(config, initWeights(config, { seed: 0, dtype: 'float32' }));
+  const results = { backend: info.float32, forward: null, decode: [] };
+
+  const B = 4;
+  const T = 128;
+  const batch = ids(B, T, config.vocabSize, 1);
+  const s = timeIt(() => model.forward(batch, { attn: 'naive' }));
+  results.forward = { batch: B, seq: T, seconds: s, tokensPerSecond: (B * T) / s, vsPyTorch: (B * T) / s / 3800 };
+  console.log(`forward bench preset ${B}×${T} [${info.float32}]: ${(s * 1000).toFixed(1)} ms, ${((B * T) / s).toFixed(0)} tokens/s (${(((B * T) / s / 3800) * 100).toFixed(0)}% of PyTorch's ≈3,800)`);
+
+  // warm-up of the decode path (JIT) so the first measured context is not penalised
+  for (const attn of ['naive', 'absorb']) {
+    const caches = model.createCaches(attn, 1, 80);
+    model.forward(ids(1, 64, config.vocabSize, 3), { attn, caches, startPos: 0, logits: 'last' });
+    for (let i = 0; i < 12; i++) model.forward([[i]], { attn, caches, startPos: 64 + i, logits: 'last' });
+  }
+  for (const ctx of contexts) {
+    const prompt = ids(1, ctx, config.vocabSize, 2)[0];
+    const row = {};
+    for (const attn of ['naive', 'absorb']) {
+      const caches = model.createCaches(attn, 1, ctx + decodeSteps + 1);
+      model.forward([prompt], { attn, caches, startPos: 0, logits: 'last' });
+      const t0 = performance.now();
+      for (let i = 0; i < decodeSteps; i++) model.forward([[prompt[i]]], { attn, caches, startPos: ctx + i, logits: 'last' });
+      const sec = (performance.now() - t0) / 1000;
+      const bytes = caches.reduce((a, c) => a + c.bytes, 0);
+      row[attn] = { tokensPerSecond: decodeSteps / sec, cacheBytes: bytes };
+    }
+    const speedup = row.absorb.tokensPerSecond / row.naive.tokensPerSecond;
+    results.decode.push({ context: ctx, ...row, absorbSpeedup: speedup });
+    console.log(
+      `decode at context ${ctx}: naive ${row.naive.tokensPerSecond.toFixed(1)} tokens/s (cache ${(row.naive.cacheBytes / 2 ** 20).toFixed(1)} MiB), ` +
+        `absorb ${row.absorb.tokensPerSecond.toFixed(1)} tokens/s (cache ${(row.absorb.cacheBytes / 2 ** 20).toFixed(1)} MiB): absorb ${speedup.toFixed(2)}×`,
+    );
+  }
+  return results;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run();
