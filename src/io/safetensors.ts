@@ -39,7 +39,7 @@ export interface SafetensorsTensor {
 
 /** A parsed safetensors file. */
 export interface SafetensorsFile {
-  /** Tensors in file (offset) order. */
+  /** Tensors in header order (for files from the official writer: descending element size, then name). */
   tensors: Map<string, SafetensorsTensor>;
   /** `__metadata__` (empty when absent). */
   metadata: Record<string, string>;
@@ -121,8 +121,9 @@ export function parseSafetensors(bytes: Uint8Array, fileName = '<memory>'): Safe
     return fail(`header is not valid JSON (${(e as Error).message})`);
   }
   if (!isPlainObject(header)) return fail('header is not a JSON object');
+  const keys = topLevelKeys(text);
   const seen = new Set<string>();
-  for (const k of topLevelKeys(text)) {
+  for (const k of keys) {
     if (seen.has(k)) fail('duplicate name in header', k);
     seen.add(k);
   }
@@ -170,9 +171,12 @@ export function parseSafetensors(bytes: Uint8Array, fileName = '<memory>'): Safe
   }
   if (pos !== dataLength) fail(`tensors cover ${pos} bytes but the data buffer has ${dataLength} (trailing bytes)`);
 
+  // Map order = header order (the writer's order; JS objects would put integer-like names first).
+  const byName = new Map(entries.map((e) => [e.name, e]));
   const tensors = new Map<string, SafetensorsTensor>();
-  for (const e of entries) {
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, bytes: bytes.subarray(dataStart + e.begin, dataStart + e.end) });
+  for (const k of keys) {
+    const e = byName.get(k);
+    if (e !== undefined) tensors.set(k, { dtype: e.dtype, shape: e.shape, bytes: bytes.subarray(dataStart + e.begin, dataStart + e.end) });
   }
   return { tensors, metadata };
 }
