@@ -379,9 +379,10 @@ export function mlaForward(
     let keysR = kPe; // rotated k_pe of the keys: [B, Tcap, R]
     let Tcap = S;
     if (cache && cache.attn === 'absorb') {
+      // the latent cache stores ĉ (normalised) and the rotated k_pe of the new tokens at [startPos, startPos+S)
       Tcap = cache.maxLen;
-      copyBlocks(tokenMajor(cHat, 0, C, 0, S), { ...tokenMajor(cache.latent, 0, C, 0, Tcap), off: startPos * C }, B, 1, S, C);
-      copyBlocks(tokenMajor(kPe, 0, R, 0, S), { ...tokenMajor(cache.kPe, 0, R, 0, Tcap), off: startPos * R }, B, 1, S, R);
+      copyBlocks(tokenMajor(cHat, 0, C, 0, S), tokenMajor(cache.latent, startPos * C, C, 0, Tcap), B, 1, S, C);
+      copyBlocks(tokenMajor(kPe, 0, R, 0, S), tokenMajor(cache.kPe, startPos * R, R, 0, Tcap), B, 1, S, R);
       keysC = cache.latent;
       keysR = cache.kPe;
     }
