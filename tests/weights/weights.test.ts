@@ -9,7 +9,7 @@ import { fromFloatArray } from '../../src/io/safetensors.js';
 import { E4M3_TABLE } from '../../src/io/numeric.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import { configFromHF, countParameters } from '../../src/model/config.js';
-import { tiny, small, bench } from '../../src/model/presets.js';
+import { tiny, small, bench, deepseekV3 } from '../../src/model/presets.js';
 import { initWeights, loadWeights, mtpDuplicateNames, parameterSpecs, saveWeights, WeightsMismatchError } from '../../src/model/weights.js';
 import { loadModel, saveModel } from '../../src/model/weights_node.js';
 import { WeightsError } from '../../src/errors.js';
@@ -103,6 +103,16 @@ describe('parameterSpecs', () => {
       expect(new Set(specs.map((s) => s.name)).size).toBe(specs.length);
     });
   }
+
+  it('full V3: parameters + MTP copies + one scale per FP8 linear = the 91,991 checkpoint tensors (SPEC §2.3)', () => {
+    const specs = parameterSpecs(deepseekV3);
+    const isFp8 = (n: string): boolean => /_proj(_with_mqa)?\.weight$/.test(n) && !n.endsWith('eh_proj.weight'); // every Linear except router, eh_proj, head
+    const fp8 = specs.filter((x) => isFp8(x.name)).length;
+    expect(specs.length + mtpDuplicateNames(deepseekV3).length + fp8).toBe(91_991);
+    expect(specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0)).toBe(671_026_419_200 + 11_610_068_224);
+    const mtpNames = specs.map((x) => x.name).filter((n) => n.startsWith('model.layers.61.'));
+    expect(mtpNames.length + 2 + mtpNames.filter(isFp8).length).toBe(1558 + 6); // MTP layer incl. its scales and 2 copies
+  });
 
   it('order: embedding, layers, final norm, lm_head, then MTP (enorm, hnorm, eh_proj, block, shared_head.norm); bias not trainable', () => {
     const specs = parameterSpecs(tiny);
