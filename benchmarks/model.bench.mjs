@@ -11,7 +11,7 @@ function ids(B, T, vocab, seed) {
 }
 
 function timeIt(fn, minSeconds = 2, minRuns = 3) {
-  fn(); // warm-up
+  for (let i = 0; i < 3; i++) fn(); // warm-up (JIT, wasm arena growth)
   const times = [];
   const start = performance.now();
   while (times.length < minRuns || (performance.now() - start) / 1000 < minSeconds) {

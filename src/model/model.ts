@@ -108,10 +108,12 @@ export interface LossAndGradsResult {
   loss: { main: number; mtp: number; balance: number; total: number; mtpPerDepth: number[] };
   /** One gradient per weight tensor, same HF names and shapes (bias: zeros). */
   grads: ModelWeights;
-  /** Per MoE layer (main, then MTP). */
+  /** Per MoE layer (main, then MTP) whose router has a bias (topk_method 'noaux_tc'); empty otherwise. */
   loads: MoELoad[];
   /** Non-ignored main targets in the batch. */
   targets: number;
+  /** Routing of every MoE layer by absolute index (MTP blocks at L + k − 1); rows b·S + j. */
+  routing: Map<number, Routing>;
 }
 
 /** The DeepSeek-V3 model: a config and its weights (f32 or f64; the weights' dtype is the compute precision). */
@@ -277,8 +279,11 @@ export class DeepSeekV3 {
     const loads: MoELoad[] = [];
     const mainDscores: (FloatArray | null)[] = main.routing.map(() => null);
     const depthDscores: (FloatArray | null)[] = depths.map(() => null);
+    const routingByLayer = new Map<number, Routing>();
     const addLayer = (layer: number, routing: Routing, Tseq: number): FloatArray | null => {
-      loads.push({ layer, biasName: `${layerPrefix(layer)}.mlp.gate.e_score_correction_bias`, load: routing.load });
+      routingByLayer.set(layer, routing);
+      // a router without e_score_correction_bias (topk_method 'greedy') has nothing to update: no entry
+      if (cfg.topkMethod === 'noaux_tc') loads.push({ layer, biasName: `${layerPrefix(layer)}.mlp.gate.e_score_correction_bias`, load: routing.load });
       if (alpha === 0) return null;
       const bl = sequenceBalanceLoss(cfg, routing, B, Tseq, alpha, opts.balanceOptions);
       balance += bl.loss;
@@ -321,6 +326,7 @@ export class DeepSeekV3 {
       grads,
       loads,
       targets: ce.count,
+      routing: routingByLayer,
     };
   }
 

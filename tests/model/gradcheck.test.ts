@@ -6,7 +6,7 @@
  * Criterion: |fd − g| ≤ 1e-6·max(|g|, 1e-2·max|G|) per sampled element, where G is the tensor's analytic
  * gradient: relative error ≤ 1e-6, with a floor for elements whose gradient is ~0 relative to the tensor
  * (there the FD rounding error, ~ε·L/h ≈ 1e-11, dominates). h = 1e-5 gives truncation error O(h²) ≈ 1e-10·|f'''|.
- * Routing is discontinuous: the check asserts that no perturbation changes any expert selection (loads).
+ * Routing is discontinuous: the check asserts that no perturbation changes any expert selection.
  */
 import { describe, expect, it } from 'vitest';
 import { DeepSeekV3, type LossOptions } from '../../src/model/model.js';
@@ -33,7 +33,7 @@ const VARIANTS: Variant[] = [
 ];
 
 function loadSignature(r: ReturnType<DeepSeekV3['lossAndGrads']>): string {
-  return r.loads.map((l) => Array.from(l.load).join(',')).join('|');
+  return [...r.routing.values()].map((x) => Array.from(x.indices).join(',')).join('|');
 }
 
 describe('whole-model finite differences (f64)', () => {
@@ -49,6 +49,9 @@ describe('whole-model finite differences (f64)', () => {
       expect(base.loss.balance).toBeGreaterThan(0);
       expect(base.loss.mtpPerDepth.length).toBe(config.numNextnPredictLayers);
       const sig = loadSignature(base);
+      const moeLayers = config.numHiddenLayers + config.numNextnPredictLayers - config.firstKDenseReplace;
+      expect(base.routing.size).toBe(moeLayers);
+      expect(base.loads.length).toBe(config.topkMethod === 'greedy' ? 0 : moeLayers);
       const rng = new Random(99);
       let checked = 0;
       for (const [name, w] of model.weights) {
