@@ -10,6 +10,7 @@ import { RUST_WORD_CLASS } from './regex.js';
 
 /** One added token as stored in tokenizer.json. */
 export interface AddedTokenConfig {
+  /** Ignored on load, as in Rust: see {@link AddedVocabulary}. */
   id: number;
   content: string;
   single_word?: boolean;
@@ -66,6 +67,9 @@ class LeftmostLongest {
   }
 }
 
+/** `normalized` defaults to true in the Rust AddedToken, except that special tokens default to false. */
+const isNormalized = (t: AddedTokenConfig) => t.normalized ?? t.special !== true;
+
 /** The added vocabulary of a tokenizer. */
 export class AddedVocabulary {
   readonly byId = new Map<number, AddedTokenConfig>();
@@ -77,21 +81,26 @@ export class AddedVocabulary {
   private readonly raw: LeftmostLongest;
   private readonly normalized: LeftmostLongest;
 
-  constructor(tokens: AddedTokenConfig[], normalize: ((s: string) => string) | null) {
-    tokens.forEach((t, k) => {
-      if (typeof t.id !== 'number' || typeof t.content !== 'string') {
-        throw new FormatError('tokenizer.json', `added_tokens[${k}] needs a numeric 'id' and a string 'content'`);
-      }
-      this.byId.set(t.id, t);
-      this.byContent.set(t.content, t.id);
+  /**
+   * `modelVocab` resolves contents already in the model vocabulary. Ids are assigned as Rust's
+   * deserializer does: the JSON `id` is NOT used; a token keeps its model-vocabulary id if it has
+   * one, otherwise it gets the next id from `modelSize` on (Rust only warns on a mismatch).
+   */
+  constructor(tokens: AddedTokenConfig[], normalize: ((s: string) => string) | null, modelVocab: Map<string, number>, modelSize: number) {
+    let nextId = modelSize;
+    tokens.forEach((t0, k) => {
+      if (typeof t0.content !== 'string') throw new FormatError('tokenizer.json', `added_tokens[${k}] needs a string 'content'`);
+      if (t0.content.length === 0) return;
+      const id = this.byContent.get(t0.content) ?? modelVocab.get(t0.content) ?? nextId++;
+      const t = { ...t0, id };
+      this.byId.set(id, t);
+      this.byContent.set(t.content, id);
       if (t.special === true) this.specialContents.add(t.content);
-      if (t.normalized !== false && normalize !== null) {
+      if (isNormalized(t) && normalize !== null) {
         const n = normalize(t.content);
-        if (n !== t.content) this.normalizedForm.set(t.id, n);
+        if (n !== t.content) this.normalizedForm.set(id, n);
       }
     });
-    // `normalized` defaults to true in the Rust AddedToken, except that special tokens default to false.
-    const isNormalized = (t: AddedTokenConfig) => t.normalized ?? t.special !== true;
     const all = [...this.byId.values()];
     this.raw = new LeftmostLongest(all.filter((t) => !isNormalized(t)), (t) => t.content);
     this.normalized = new LeftmostLongest(all.filter(isNormalized), (t) => this.normalizedForm.get(t.id) ?? t.content);

@@ -91,7 +91,7 @@ export class Tokenizer {
     this.preTokenizer = preTokenizerFromJSON(json['pre_tokenizer']);
     this.decoder = decoderFromJSON(json['decoder']);
     const norm = this.normalizer;
-    this.added = new AddedVocabulary((json['added_tokens'] as AddedTokenConfig[]) ?? [], norm === null ? null : (s) => norm.normalize(s));
+    this.added = new AddedVocabulary((json['added_tokens'] as AddedTokenConfig[]) ?? [], norm === null ? null : (s) => norm.normalize(s), this.model.vocab, this.model.size);
     this.config = config;
     this.postProcessor = this.configPostProcessor(config) ?? postProcessorFromJSON(json['post_processor']);
   }

@@ -1,0 +1,58 @@
+/**
+ * `dsv3 tokenize --tokenizer FILE [--special] [--json]`: text on stdin → token ids on stdout.
+ * `dsv3 detokenize --tokenizer FILE [--skip-special]`: ids on stdin (JSON array or whitespace-
+ * separated) → text on stdout. tokenizer_config.json beside FILE is used when present.
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { InputError } from '../../errors.js';
+import { tokenizerFromFile } from '../../tokenizer/tokenizer_node.js';
+
+function readStdin(): string {
+  return readFileSync(0, 'utf8');
+}
+
+/** Parse ids given as a JSON array or as whitespace/comma-separated integers. */
+export function parseIdsText(text: string): number[] {
+  const t = text.trim();
+  if (t === '') return [];
+  let values: unknown[];
+  if (t.startsWith('[')) {
+    try {
+      values = JSON.parse(t) as unknown[];
+    } catch (e) {
+      throw new InputError(`stdin: not a valid JSON array of ids (${(e as Error).message})`);
+    }
+    if (!Array.isArray(values)) throw new InputError('stdin: expected a JSON array of ids');
+  } else {
+    values = t.split(/[\s,]+/).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  }
+  values.forEach((v, k) => {
+    if (!Number.isInteger(v) || (v as number) < 0) throw new InputError(`stdin: id at index ${k} = ${JSON.stringify(v)} is not a non-negative integer`);
+  });
+  return values as number[];
+}
+
+/** Register `tokenize` and `detokenize` on the program. */
+export function registerTokenizeCommands(program: Command): void {
+  program
+    .command('tokenize')
+    .description('encode stdin text to token ids')
+    .requiredOption('--tokenizer <file>', 'tokenizer.json (tokenizer_config.json beside it is used if present)')
+    .option('--special', 'add special tokens (BOS when tokenizer_config.json says add_bos_token)', false)
+    .option('--json', 'print ids and tokens as JSON', false)
+    .action((opts: { tokenizer: string; special: boolean; json: boolean }) => {
+      const tok = tokenizerFromFile(opts.tokenizer);
+      const enc = tok.encodeWithTokens(readStdin(), { addSpecialTokens: opts.special });
+      process.stdout.write(opts.json ? `${JSON.stringify({ ids: enc.ids, tokens: enc.tokens })}\n` : `${enc.ids.join(' ')}\n`);
+    });
+  program
+    .command('detokenize')
+    .description('decode token ids on stdin (JSON array or whitespace-separated) to text')
+    .requiredOption('--tokenizer <file>', 'tokenizer.json')
+    .option('--skip-special', 'drop special tokens', false)
+    .action((opts: { tokenizer: string; skipSpecial: boolean }) => {
+      const tok = tokenizerFromFile(opts.tokenizer);
+      process.stdout.write(tok.decode(parseIdsText(readStdin()), { skipSpecialTokens: opts.skipSpecial }));
+    });
+}
