@@ -215,8 +215,7 @@ export function transformerBackward(
   let dh = opts.dLast !== undefined ? opts.dLast.slice() : allocate(dtype, N * d);
   k.rmsnormBackward(saved.last, w.norm.data, saved.rstdFinal, dFinal, dh, g.norm.data, N, d);
   for (let l = config.numHiddenLayers - 1; l >= 0; l--) {
-    const ds = opts.dscores?.[l] ?? undefined;
-    dh = blockBackward(config, w.layers[l]!, g.layers[l]!, saved.blocks[l]!, dh, ds ?? undefined);
+    dh = blockBackward(config, w.layers[l]!, g.layers[l]!, saved.blocks[l]!, dh, opts.dscores?.[l] ?? undefined);
   }
   embeddingBackward(g.embed_tokens.data, saved.ids, dh, N, d);
 }

@@ -132,3 +132,21 @@ describe('generate', () => {
     });
   });
 });
+
+describe('trace hook', () => {
+  it('reports the embedding, every block output, the final norm and the logits under HF module names', () => {
+    const model = microModel(2);
+    const seen = new Map<string, { shape: readonly number[]; data: Float64Array }>();
+    const ids = randomIds(2, 5, model.config.vocabSize, 1);
+    const out = model.forward(ids, { trace: (name, shape, data) => seen.set(name, { shape, data: Float64Array.from(data) }) });
+    const L = model.config.numHiddenLayers;
+    for (const n of ['model.embed_tokens:out', 'model.norm:out', 'lm_head:out', 'model.layers.0.mlp:out', `model.layers.${L - 1}.mlp:out`]) {
+      expect(seen.has(n), n).toBe(true);
+    }
+    for (let l = 0; l < L; l++) {
+      expect(seen.get(`model.layers.${l}.input_layernorm:out`)!.shape).toEqual([2, 5, model.config.hiddenSize]);
+      expect(Array.from(seen.get(`model.layers.${l}:out`)!.data)).toEqual(Array.from(out.hidden[l]!.data));
+    }
+    expect(Array.from(seen.get('lm_head:out')!.data)).toEqual(Array.from(out.logits.data));
+  });
+});
