@@ -8,8 +8,9 @@ import { hasRouterBias, isDenseLayer, qkHeadDim } from './config.js';
 import { Tensor, allocate, numel, type DType } from '../tensor.js';
 import { Random } from '../random.js';
 import { WeightsError } from '../errors.js';
-import type { SafetensorsTensor } from '../io/safetensors.js';
-import { fromFloatArray, tensorToFloat32, toFloatTensor } from '../io/safetensors.js';
+import type { SafetensorsFile, SafetensorsTensor } from '../io/safetensors.js';
+import { fromFloatArray, parseSafetensors, tensorToFloat32, toFloatTensor } from '../io/safetensors.js';
+import { configFromHFWithWarnings } from './config.js';
 import { dequantizeBlockFp8, fp8ScaleShape, quantizeBlockFp8 } from '../io/numeric.js';
 
 /** Weights (or gradients) keyed by exact HF names, all in the model's precision. */
@@ -157,6 +158,24 @@ const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16']);
 const shapeStr = (s: readonly number[]): string => `[${s.join(', ')}]`;
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
+/** Checkpoint tensors: one map, one parsed file, or the parsed shards of a checkpoint. */
+export type WeightsSource = Map<string, SafetensorsTensor> | SafetensorsFile | SafetensorsFile[];
+
+/** One name → tensor map from any WeightsSource; a name in two shards is a WeightsError. */
+function mergeTensors(files: WeightsSource, source: string): Map<string, SafetensorsTensor> {
+  if (files instanceof Map) return files;
+  const list = Array.isArray(files) ? files : [files];
+  if (list.length === 1) return list[0]!.tensors;
+  const out = new Map<string, SafetensorsTensor>();
+  for (const f of list) {
+    for (const [name, t] of f.tensors) {
+      if (out.has(name)) throw new WeightsMismatchError([], [], [`${name}: present in two files`], source);
+      out.set(name, t);
+    }
+  }
+  return out;
+}
+
 /**
  * Builds ModelWeights in `dtype` from checkpoint tensors: F8_E4M3 weights are dequantised with
  * their `<name>_scale_inv` (shape checked, SPEC §1.4 rule 10), BF16/F16 widened, F32/F64
@@ -165,11 +184,12 @@ const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.len
  * tensors (a warning if they differ, SPEC §2.2) and not returned.
  */
 export function loadWeights(
-  tensors: Map<string, SafetensorsTensor>,
+  files: WeightsSource,
   c: ModelConfig,
   opts: LoadWeightsOptions,
 ): { weights: ModelWeights; warnings: string[] } {
   const source = opts.source ?? '<tensors>';
+  const tensors = mergeTensors(files, source);
   const missing: string[] = [];
   const invalid: string[] = [];
   const warnings: string[] = [];
@@ -277,4 +297,19 @@ export function saveWeights(c: ModelConfig, weights: ModelWeights, opts: SaveWei
   }
   for (const [copy, main] of mtpDuplicateNames(c)) out.set(copy, { ...out.get(main)!, shape: [...out.get(main)!.shape] });
   return out;
+}
+
+/**
+ * Browser-safe model loading from bytes: a parsed `config.json` object and the bytes of
+ * `model.safetensors` (or of every shard). Returns the validated config, the weights and all warnings.
+ */
+export function loadModelFromBytes(
+  configJson: unknown,
+  files: { name: string; bytes: Uint8Array }[],
+  opts: { dtype: DType },
+): { config: ModelConfig; weights: ModelWeights; warnings: string[] } {
+  const { config, warnings } = configFromHFWithWarnings(configJson);
+  const parsed = files.map((f) => parseSafetensors(f.bytes, f.name));
+  const { weights, warnings: w2 } = loadWeights(parsed, config, { dtype: opts.dtype, source: files.map((f) => f.name).join(', ') });
+  return { config, weights, warnings: [...warnings, ...w2] };
 }

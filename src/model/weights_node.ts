@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DType } from '../tensor.js';
 import { FormatError } from '../errors.js';
-import { readShardedSafetensors, SAFETENSORS_INDEX_FILE, writeSafetensorsFile } from '../io/safetensors_node.js';
+import { readSafetensorsFile, readShardedSafetensors, SAFETENSORS_INDEX_FILE, writeSafetensorsFile } from '../io/safetensors_node.js';
 import type { SafetensorsTensor } from '../io/safetensors.js';
 import { configFromHFWithWarnings, configToHF, type ModelConfig } from './config.js';
 import { loadWeights, saveWeights, type ModelWeights, type SaveWeightsOptions } from './weights.js';
@@ -22,13 +22,23 @@ export function readConfigFile(path: string): { config: ModelConfig; warnings: s
   return configFromHFWithWarnings(json);
 }
 
+/** Explicit files of a model: its config.json and its safetensors files (one, or every shard). */
+export interface ModelFiles {
+  config: string;
+  weights: string[];
+}
+
 /**
- * Loads a model directory in `dtype`: config (validated) and weights (FP8 dequantised, BF16/F16
+ * Loads a model in `dtype` from a directory (`config.json` + `model.safetensors` or a sharded
+ * index) or from explicit files: config (validated) and weights (FP8 dequantised, BF16/F16
  * widened). Warnings come from defaulted config keys and differing MTP copies.
  */
-export function loadModel(dir: string, opts: { dtype: DType }): { config: ModelConfig; weights: ModelWeights; warnings: string[] } {
-  const { config, warnings } = readConfigFile(join(dir, 'config.json'));
-  const { weights, warnings: w2 } = loadWeights(readShardedSafetensors(dir).tensors, config, { dtype: opts.dtype, source: dir });
+export function loadModel(source: string | ModelFiles, opts: { dtype: DType }): { config: ModelConfig; weights: ModelWeights; warnings: string[] } {
+  const configPath = typeof source === 'string' ? join(source, 'config.json') : source.config;
+  const { config, warnings } = readConfigFile(configPath);
+  const files = typeof source === 'string' ? readShardedSafetensors(source) : source.weights.map(readSafetensorsFile);
+  const name = typeof source === 'string' ? source : source.weights.join(', ');
+  const { weights, warnings: w2 } = loadWeights(files, config, { dtype: opts.dtype, source: name });
   return { config, weights, warnings: [...warnings, ...w2] };
 }
 

@@ -10,7 +10,7 @@ import { E4M3_TABLE } from '../../src/io/numeric.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import { configFromHF, countParameters } from '../../src/model/config.js';
 import { tiny, small, bench, deepseekV3 } from '../../src/model/presets.js';
-import { initWeights, loadWeights, mtpDuplicateNames, parameterSpecs, saveWeights, WeightsMismatchError } from '../../src/model/weights.js';
+import { initWeights, loadModelFromBytes, loadWeights, mtpDuplicateNames, parameterSpecs, saveWeights, WeightsMismatchError } from '../../src/model/weights.js';
 import { loadModel, saveModel } from '../../src/model/weights_node.js';
 import { WeightsError } from '../../src/errors.js';
 
@@ -238,6 +238,27 @@ describe('save / load round trips', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('loading entry points', () => {
+  it('loadModel(explicit files) and loadModelFromBytes give the golden helper weights', () => {
+    const ref = loadGoldenCase('fp8', 'float32');
+    const a = loadModel({ config: `${GOLDEN_DIR}fp8/config.json`, weights: [`${GOLDEN_DIR}fp8/model.safetensors`] }, { dtype: 'float32' });
+    const b = loadModelFromBytes(ref.hfConfig, [{ name: 'model.safetensors', bytes: new Uint8Array(readFileSync(`${GOLDEN_DIR}fp8/model.safetensors`)) }], { dtype: 'float32' });
+    for (const m of [a, b]) {
+      expect(m.config).toEqual(ref.config);
+      for (const [n, t] of ref.weights) expectSame(m.weights.get(n)!.data, t.data, n);
+    }
+  });
+
+  it('shards passed as parsed files are merged; a name in two files is an error naming it', () => {
+    const all = raw('v2lite');
+    const config = loadGoldenCase('v2lite').config;
+    const names = [...all.keys()];
+    const half = (lo: number, hi: number) => ({ tensors: new Map(names.slice(lo, hi).map((n) => [n, all.get(n)!])), metadata: {} });
+    expect(loadWeights([half(0, 10), half(10, names.length)], config, { dtype: 'float64' }).weights.size).toBe(names.length);
+    expect(() => loadWeights([half(0, 10), half(9, names.length)], config, { dtype: 'float64', source: 'shards' })).toThrow(`shards: weights do not match the config; 1 invalid: ${names[9]}: present in two files`);
   });
 });
 
