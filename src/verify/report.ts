@@ -189,7 +189,7 @@ export function renderComparison(result: ComparisonResult, format: ReportFormat,
 }
 
 /** A compact plain-text summary for a terminal: one line per failing tensor, then the verdict. */
-export function comparisonToText(result: ComparisonResult, maxLines = 20): string {
+export function comparisonToText(result: ComparisonResult, maxLines = 6): string {
   const lines: string[] = [];
   const fails = result.results.filter((r) => r.status === 'fail');
   for (const c of fails.slice(0, maxLines)) {
