@@ -229,10 +229,12 @@ function requireLittleEndianHost(): void {
   if (!LITTLE_ENDIAN) throw new UnsupportedError('safetensors typed-array decoding needs a little-endian host');
 }
 
-/** An aligned copy of the bytes viewed as the given typed array (safetensors data may be unaligned, SPEC §6.1). */
-function view<T>(bytes: Uint8Array, make: (buf: ArrayBuffer) => T): T {
+/** The bytes as a typed array: a view when aligned (the official writer aligns), else an aligned copy (SPEC §6.1). */
+function view<T>(bytes: Uint8Array, elementSize: number, make: (buf: ArrayBufferLike, byteOffset: number, length: number) => T): T {
   requireLittleEndianHost();
-  return make(bytes.slice().buffer);
+  const n = bytes.length / elementSize;
+  if (bytes.byteOffset % elementSize === 0) return make(bytes.buffer, bytes.byteOffset, n);
+  return make(bytes.slice().buffer, 0, n);
 }
 
 /** Decodes any supported dtype into `out` (length numel); integers and booleans become numbers. */
@@ -244,18 +246,18 @@ function decodeInto(t: SafetensorsTensor, out: { length: number; [i: number]: nu
   const b = t.bytes;
   switch (t.dtype) {
     case 'F64': {
-      const v = view(b, (buf) => new Float64Array(buf));
+      const v = view(b, 8, (buf, o, len) => new Float64Array(buf, o, len));
       for (let i = 0; i < n; i++) out[i] = v[i]!;
       return;
     }
     case 'F32': {
-      const v = view(b, (buf) => new Float32Array(buf));
+      const v = view(b, 4, (buf, o, len) => new Float32Array(buf, o, len));
       for (let i = 0; i < n; i++) out[i] = v[i]!;
       return;
     }
     case 'BF16':
     case 'F16': {
-      const v = view(b, (buf) => new Uint16Array(buf));
+      const v = view(b, 2, (buf, o, len) => new Uint16Array(buf, o, len));
       const dec = t.dtype === 'BF16' ? bf16ToNumber : f16ToNumber;
       for (let i = 0; i < n; i++) out[i] = dec(v[i]!);
       return;
@@ -264,17 +266,17 @@ function decodeInto(t: SafetensorsTensor, out: { length: number; [i: number]: nu
       for (let i = 0; i < n; i++) out[i] = E4M3_TABLE[b[i]!]!;
       return;
     case 'I64': {
-      const v = view(b, (buf) => new BigInt64Array(buf));
+      const v = view(b, 8, (buf, o, len) => new BigInt64Array(buf, o, len));
       for (let i = 0; i < n; i++) out[i] = Number(v[i]!);
       return;
     }
     case 'I32': {
-      const v = view(b, (buf) => new Int32Array(buf));
+      const v = view(b, 4, (buf, o, len) => new Int32Array(buf, o, len));
       for (let i = 0; i < n; i++) out[i] = v[i]!;
       return;
     }
     case 'I16': {
-      const v = view(b, (buf) => new Int16Array(buf));
+      const v = view(b, 2, (buf, o, len) => new Int16Array(buf, o, len));
       for (let i = 0; i < n; i++) out[i] = v[i]!;
       return;
     }
