@@ -254,6 +254,7 @@ const REQUIRED_KEYS = ['vocab_size', 'hidden_size', 'num_hidden_layers', 'interm
 /** Parses YaRN parameters from HF `rope_scaling` / `rope_parameters` (`type` or `rope_type`). */
 function yarnFromHF(r: Json, keyName: string, maxPos: unknown, warnings: string[]): YarnConfig | null {
   const type = r.type ?? r.rope_type;
+  if (type === undefined && r.factor !== undefined) throw new ConfigError(`${keyName}.type`, `missing: scaling parameters given without a type (expected "yarn")`);
   if (type === undefined || type === 'default') return null;
   if (type !== 'yarn') throw new ConfigError(`${keyName}.type`, `only "yarn" rope scaling is supported, got ${show(type)}`);
   const num = (k: string, dflt: number | undefined, note: string): number => {

@@ -87,6 +87,11 @@ describe('rope_scaling variants', () => {
     expect(warnings.some((w) => w.includes('rope_scaling.mscale_all_dim missing'))).toBe(true);
   });
 
+  it('scaling parameters without a type are rejected naming the key', () => {
+    const { type: _t, ...rest } = rs;
+    expectConfigError(() => configFromHF({ ...yarn, rope_scaling: rest }), 'rope_scaling.type', 'missing');
+  });
+
   it('a non-yarn scaling type is rejected naming the key', () => {
     expectConfigError(() => configFromHF({ ...yarn, rope_scaling: { ...rs, type: 'linear' } }), 'rope_scaling.type', 'linear');
   });
