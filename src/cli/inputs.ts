@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
+import type { AttnImpl } from '../model/attention.js';
 import type { DType } from '../tensor.js';
 import { CliUsageError } from './errors.js';
 
@@ -68,6 +69,12 @@ export function parseDType(v: string): DType {
   if (v === 'float32' || v === 'f32') return 'float32';
   if (v === 'float64' || v === 'f64') return 'float64';
   throw new CliUsageError(`--dtype must be float32 or float64, got '${v}'`);
+}
+
+/** Parses `--attn`. */
+export function parseAttn(v: string): AttnImpl {
+  if (v === 'naive' || v === 'absorb') return v;
+  throw new CliUsageError(`--attn must be naive or absorb, got '${v}'`);
 }
 
 /** Prints a JSON value on stdout (non-finite numbers as strings). */

@@ -8,7 +8,11 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerDiffCommand } from './commands/diff.js';
+import { registerForwardCommand } from './commands/forward.js';
+import { registerGenerateCommand } from './commands/generate.js';
+import { registerGradCommand } from './commands/grad.js';
 import { registerInfoCommand } from './commands/info.js';
+import { registerTokenizeCommands } from './commands/tokenize.js';
 import { registerTraceCommand } from './commands/trace.js';
 import { registerVerifyCommand } from './commands/verify.js';
 import { reportError } from './errors.js';
@@ -32,9 +36,13 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(`dsv3: ${str.trimEnd()} (see --help)\n`) })
     .addHelpText('after', '\nExit codes: 0 ok, 1 verify/diff mismatch, 2 usage or input error, 3 internal error.\nRun `dsv3 <command> --help` for each command.');
   registerInfoCommand(program);
+  registerForwardCommand(program);
+  registerGradCommand(program);
   registerTraceCommand(program);
   registerVerifyCommand(program);
   registerDiffCommand(program);
+  registerGenerateCommand(program);
+  registerTokenizeCommands(program);
   registerBenchCommand(program);
   // subcommands must not let commander exit: errors come back here
   for (const c of program.commands) {

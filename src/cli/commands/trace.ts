@@ -12,7 +12,7 @@ import { loadModel } from '../../model/weights_node.js';
 import type { DType } from '../../tensor.js';
 import { TraceRecorder } from '../../verify/trace.js';
 import { CliUsageError } from '../errors.js';
-import { collect, parseDType, printJSON, readIdsFile } from '../inputs.js';
+import { collect, parseAttn, parseDType, printJSON, readIdsFile } from '../inputs.js';
 
 /** Options of {@link traceModel}. */
 export interface TraceRunOptions {
@@ -52,12 +52,6 @@ export interface TraceFlags {
   dtype: DType;
   attn: string;
   json?: boolean;
-}
-
-/** Parses `--attn`. */
-export function parseAttn(v: string): AttnImpl {
-  if (v === 'naive' || v === 'absorb') return v;
-  throw new CliUsageError(`--attn must be naive or absorb, got '${v}'`);
 }
 
 /** Adds the model-run flags shared by `trace` and `verify`. */

@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { readSafetensorsFile } from '../../io/safetensors_node.js';
 import { collectionFromSafetensors } from '../../verify/trace.js';
 import { addCompareOptions, runComparison, type CompareFlags } from './diff.js';
-import { addModelRunOptions, parseAttn, traceModel, type TraceFlags } from './trace.js';
+import { parseAttn } from '../inputs.js';
+import { addModelRunOptions, traceModel, type TraceFlags } from './trace.js';
 
 /** Registers `dsv3 verify`. */
 export function registerVerifyCommand(program: Command): void {
