@@ -6,7 +6,7 @@
  * `lstrip`/`rstrip` swallow the whitespace to the left/right of the match.
  */
 import { FormatError } from '../errors.js';
-import { RUST_WORD_CLASS } from './regex.js';
+import { escapeRegexLiteral, RUST_WORD_CLASS } from './regex.js';
 
 /** One added token as stored in tokenizer.json. */
 export interface AddedTokenConfig {
@@ -35,35 +35,35 @@ const ENDS_WITH_WORD = new RegExp(`${RUST_WORD_CLASS}$`, 'v');
 const TRAILING_SPACE = /\p{White_Space}*$/u;
 const LEADING_SPACE = /^\p{White_Space}*/u;
 
-/** Leftmost-longest matcher over a set of strings (the Aho-Corasick `LeftmostLongest` semantics). */
+/**
+ * Leftmost-longest matcher over a set of strings (the Aho-Corasick `LeftmostLongest` semantics):
+ * one RegExp alternation with the longest strings first, since a backtracking alternation takes
+ * the first alternative that matches at the leftmost position.
+ */
 class LeftmostLongest {
-  /** first UTF-16 unit → candidates, longest first. */
-  private readonly byFirst = new Map<number, AddedTokenConfig[]>();
+  private readonly re: RegExp | null;
+  private readonly byContent = new Map<string, AddedTokenConfig>();
 
   constructor(tokens: AddedTokenConfig[], key: (t: AddedTokenConfig) => string) {
     for (const t of tokens) {
       const k = key(t);
-      if (k.length === 0) continue;
-      const c = k.charCodeAt(0);
-      const list = this.byFirst.get(c) ?? [];
-      list.push({ ...t, content: k });
-      this.byFirst.set(c, list);
+      if (k.length > 0 && !this.byContent.has(k)) this.byContent.set(k, { ...t, content: k });
     }
-    for (const list of this.byFirst.values()) list.sort((a, b) => b.content.length - a.content.length);
+    const keys = [...this.byContent.keys()].sort((x, y) => y.length - x.length);
+    this.re = keys.length === 0 ? null : new RegExp(keys.map(escapeRegexLiteral).join('|'), 'gv');
   }
 
   get empty(): boolean {
-    return this.byFirst.size === 0;
+    return this.re === null;
   }
 
   /** The leftmost-longest match starting at or after `from`: [start, end, token] or null. */
   find(text: string, from: number): [number, number, AddedTokenConfig] | null {
-    for (let i = from; i < text.length; i++) {
-      const list = this.byFirst.get(text.charCodeAt(i));
-      if (list === undefined) continue;
-      for (const t of list) if (text.startsWith(t.content, i)) return [i, i + t.content.length, t];
-    }
-    return null;
+    const re = this.re!;
+    re.lastIndex = from;
+    const m = re.exec(text);
+    if (m === null) return null;
+    return [m.index, m.index + m[0].length, this.byContent.get(m[0])!];
   }
 }
 

@@ -37,8 +37,8 @@ export class BpeModel {
   readonly vocab: Map<string, number>;
   /** id → token string (sparse ids allowed). */
   readonly vocabR: Map<number, string>;
-  /** pair key (a * PAIR_BASE + b) → rank * PAIR_BASE + merged id. */
-  private readonly merges: Map<number, number>;
+  /** (left id, right id) → rank·pairBase + merged id. */
+  private readonly merges: PairTable;
   private readonly pairBase: number;
   private readonly cache = new Map<string, number[]>();
   private readonly unkId: number | null;
@@ -73,7 +73,7 @@ export class BpeModel {
     this.fuseUnk = cfg.fuse_unk === true;
     this.byteFallback = cfg.byte_fallback === true;
     this.ignoreMerges = cfg.ignore_merges === true;
-    this.merges = new Map();
+    this.merges = new PairTable(cfg.merges.length);
     const prefixLen = this.prefix?.length ?? 0;
     cfg.merges.forEach((m, rank) => {
       let a: string;
@@ -96,13 +96,18 @@ export class BpeModel {
       const id = this.vocab.get(merged);
       if (id === undefined) throw new FormatError('tokenizer.json', `model.merges[${rank}]: merged token '${merged}' is not in model.vocab`);
       // A repeated pair keeps its last rank, as Rust's HashMap collect does.
-      this.merges.set(ia * this.pairBase + ib, rank * this.pairBase + id);
+      this.merges.set(ia, ib, rank * this.pairBase + id);
     });
   }
 
   /** Number of entries in the model vocabulary. */
   get size(): number {
     return this.vocab.size;
+  }
+
+  /** Forget cached words (results never depend on the cache; this is for benchmarks and memory). */
+  clearCache(): void {
+    this.cache.clear();
   }
 
   /** Encode one pre-token (already in the model's alphabet) to ids, appending to `out`. */
@@ -181,15 +186,15 @@ export class BpeModel {
     }
     const heap = new MergeHeap();
     for (let k = 0; k + 1 < n; k++) {
-      const m = this.merges.get(sym[k]! * this.pairBase + sym[k + 1]!);
-      if (m !== undefined) heap.push(m, k);
+      const m = this.merges.get(sym[k]!, sym[k + 1]!);
+      if (m >= 0) heap.push(m, k);
     }
     while (heap.size > 0) {
       const [m, pos] = heap.pop();
       if (alive[pos] === 0 || next[pos] === -1) continue;
       const right = next[pos]!;
       // Stale entry: the pair at pos changed since it was queued.
-      if (this.merges.get(sym[pos]! * this.pairBase + sym[right]!) !== m) continue;
+      if (this.merges.get(sym[pos]!, sym[right]!) !== m) continue;
       const newId = m % this.pairBase;
       sym[pos] = newId;
       alive[right] = 0;
@@ -197,18 +202,58 @@ export class BpeModel {
       if (next[pos]! >= 0) prev[next[pos]!] = pos;
       const p = prev[pos]!;
       if (p >= 0) {
-        const mp = this.merges.get(sym[p]! * this.pairBase + newId);
-        if (mp !== undefined) heap.push(mp, p);
+        const mp = this.merges.get(sym[p]!, newId);
+        if (mp >= 0) heap.push(mp, p);
       }
       const q = next[pos]!;
       if (q >= 0) {
-        const mq = this.merges.get(newId * this.pairBase + sym[q]!);
-        if (mq !== undefined) heap.push(mq, pos);
+        const mq = this.merges.get(newId, sym[q]!);
+        if (mq >= 0) heap.push(mq, pos);
       }
     }
     const out: number[] = [];
     for (let k = 0; k !== -1; k = next[k]!) out.push(sym[k]!);
     return out;
+  }
+}
+
+/**
+ * Open-addressing hash table from an id pair to a non-negative value (−1 = absent): typed arrays
+ * instead of a Map with non-SMI number keys, which is what makes loading and cold encoding fast.
+ */
+class PairTable {
+  private readonly left: Int32Array;
+  private readonly right: Int32Array;
+  private readonly value: Float64Array;
+  private readonly mask: number;
+
+  constructor(n: number) {
+    let cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    this.mask = cap - 1;
+    this.left = new Int32Array(cap).fill(-1);
+    this.right = new Int32Array(cap);
+    this.value = new Float64Array(cap);
+  }
+
+  private slot(a: number, b: number): number {
+    let h = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b, 0x85ebca77)) & this.mask;
+    while (this.left[h] !== -1 && (this.left[h] !== a || this.right[h] !== b)) h = (h + 1) & this.mask;
+    return h;
+  }
+
+  /** Insert or overwrite (a repeated merge keeps its last rank, as Rust's HashMap collect). */
+  set(a: number, b: number, v: number): void {
+    const h = this.slot(a, b);
+    this.left[h] = a;
+    this.right[h] = b;
+    this.value[h] = v;
+  }
+
+  /** The value of (a, b), or −1. */
+  get(a: number, b: number): number {
+    const h = this.slot(a, b);
+    return this.left[h] === -1 ? -1 : this.value[h]!;
   }
 }
 

@@ -148,6 +148,11 @@ export class Tokenizer {
     return this.added.byId.get(id)?.content ?? this.model.vocabR.get(id);
   }
 
+  /** Forget the BPE word cache (results never depend on it). */
+  clearCache(): void {
+    this.model.clearCache();
+  }
+
   /** Encode text to ids. Lone surrogates are encoded as U+FFFD. */
   encode(text: string, options: EncodeOptions = {}): number[] {
     const ids: number[] = [];
