@@ -134,24 +134,46 @@ function microKernel(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, add: b
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
   let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  for (let p = 0; p < kc; p++) {
-    const a = v128.load(ap);
-    const b0 = v128.load(bp);
-    const b1 = v128.load(bp, 16);
-    let s = v128.shuffle<f32>(a, a, 0, 0, 0, 0);
-    c00 = madd(s, b0, c00);
-    c01 = madd(s, b1, c01);
-    s = v128.shuffle<f32>(a, a, 1, 1, 1, 1);
-    c10 = madd(s, b0, c10);
-    c11 = madd(s, b1, c11);
-    s = v128.shuffle<f32>(a, a, 2, 2, 2, 2);
-    c20 = madd(s, b0, c20);
-    c21 = madd(s, b1, c21);
-    s = v128.shuffle<f32>(a, a, 3, 3, 3, 3);
-    c30 = madd(s, b0, c30);
-    c31 = madd(s, b1, c31);
-    ap += 16;
-    bp += 32;
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    // With FMA the four shuffles would saturate the shuffle port; broadcast loads use the load ports.
+    for (let p = 0; p < kc; p++) {
+      const b0 = v128.load(bp);
+      const b1 = v128.load(bp, 16);
+      let s = v128.load32_splat(ap);
+      c00 = madd(s, b0, c00);
+      c01 = madd(s, b1, c01);
+      s = v128.load32_splat(ap, 4);
+      c10 = madd(s, b0, c10);
+      c11 = madd(s, b1, c11);
+      s = v128.load32_splat(ap, 8);
+      c20 = madd(s, b0, c20);
+      c21 = madd(s, b1, c21);
+      s = v128.load32_splat(ap, 12);
+      c30 = madd(s, b0, c30);
+      c31 = madd(s, b1, c31);
+      ap += 16;
+      bp += 32;
+    }
+  } else {
+    for (let p = 0; p < kc; p++) {
+      const a = v128.load(ap);
+      const b0 = v128.load(bp);
+      const b1 = v128.load(bp, 16);
+      let s = v128.shuffle<f32>(a, a, 0, 0, 0, 0);
+      c00 = madd(s, b0, c00);
+      c01 = madd(s, b1, c01);
+      s = v128.shuffle<f32>(a, a, 1, 1, 1, 1);
+      c10 = madd(s, b0, c10);
+      c11 = madd(s, b1, c11);
+      s = v128.shuffle<f32>(a, a, 2, 2, 2, 2);
+      c20 = madd(s, b0, c20);
+      c21 = madd(s, b1, c21);
+      s = v128.shuffle<f32>(a, a, 3, 3, 3, 3);
+      c30 = madd(s, b0, c30);
+      c31 = madd(s, b1, c31);
+      ap += 16;
+      bp += 32;
+    }
   }
   if (rows == MR && cols == NR) {
     if (add) {

@@ -1,0 +1,168 @@
+// Kernel benchmarks: GFLOP/s of matmul for js, wasm-simd, wasm-relaxed-simd and XNNPACK
+// (@tensorflow/tfjs-backend-wasm, single thread), all measured in this run with tinybench,
+// then the throughput of the other kernels (js vs wasm). `npm run bench -- kernels`.
+//
+// Relaxed SIMD is behind --experimental-wasm-relaxed-simd on Node 20: the flag is set here at
+// run time, before any module is compiled, so one process measures all variants.
+import v8 from 'node:v8';
+v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+
+const { Bench } = await import('tinybench');
+const { jsKernels } = await import('../dist/kernels/js.js');
+const { loadWasmKernels, wasmSupport } = await import('../dist/kernels/wasm.js');
+const tf = await import('@tensorflow/tfjs-core');
+const tfwasm = await import('@tensorflow/tfjs-backend-wasm');
+const { createRequire } = await import('node:module');
+const { dirname, join } = await import('node:path');
+
+const quick = process.env.BENCH_QUICK === '1'; // shorter budgets for a smoke run
+
+// XNNPACK through tfjs: the non-threaded SIMD build from the local package, 1 thread
+const wasmDir = join(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/';
+tfwasm.setWasmPaths(wasmDir);
+tfwasm.setThreadsCount(1);
+tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+await tf.setBackend('wasm');
+await tf.ready();
+const xnnSimd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+
+const support = wasmSupport();
+const impls = [jsKernels, await loadWasmKernels({ variant: 'simd' })];
+if (support.relaxedSimd) impls.push(await loadWasmKernels({ variant: 'relaxed-simd' }));
+console.log(
+  `node ${process.version}; wasm: ${impls.slice(1).map((k) => k.name).join(', ')}${support.relaxedSimd ? '' : ' (relaxed SIMD unavailable)'}; ` +
+    `XNNPACK: tfjs-backend-wasm ${tfwasm.version_wasm}, SIMD ${xnnSimd}, threads ${tfwasm.getThreadsCount()}`,
+);
+
+function randomF32(n, seed) {
+  const a = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+/** Median seconds per call of fn, with a time budget scaled to the call's cost. */
+async function timeIt(name, fn, estSeconds) {
+  const budgetMs = quick ? 150 : 600;
+  const bench = new Bench({
+    time: budgetMs,
+    iterations: estSeconds > 0.5 ? 2 : 5,
+    warmupTime: quick ? 20 : 100,
+    warmupIterations: estSeconds > 0.5 ? 1 : 5,
+  });
+  bench.add(name, fn);
+  await bench.run();
+  const r = bench.tasks[0].result;
+  if (r.state !== 'completed') throw new Error(`${name}: ${r.state} ${r.error ?? ''}`);
+  return r.latency.p50 / 1e3;
+}
+
+const pad = (s, n) => String(s).padStart(n);
+const shapes = [
+  [64, 64, 64],
+  [128, 128, 128],
+  [256, 256, 256],
+  [512, 512, 512],
+  [1024, 1024, 1024],
+  [512, 1024, 256], // M=512, K=256, N=1024  (m, n, k)
+  [512, 256, 1024], // M=512, K=1024, N=256
+];
+const layouts = ['nn', 'nt', 'tn'];
+const names = [...impls.map((k) => k.name), 'xnnpack'];
+console.log('\nmatmul GFLOP/s (median), ratios measured in this run');
+console.log(
+  ['shape (MxKxN)', 'layout', ...names.map((n) => pad(n, 17)), pad('wasm/xnn', 9), support.relaxedSimd ? pad('relax/xnn', 9) : '', pad('wasm/js', 8)].join(' '),
+);
+const bar = [];
+for (const [m, n, k] of shapes) {
+  const flops = 2 * m * n * k;
+  for (const layout of layouts) {
+    const a = randomF32(m * k, 1);
+    const b = randomF32(k * n, 2);
+    const c = new Float32Array(m * n);
+    const g = {};
+    for (const K of impls) {
+      const est = flops / (K.name === 'js' ? 5e8 : 2e10);
+      g[K.name] = flops / (await timeIt(`${K.name} ${layout}`, () => K.matmul(layout, a, b, c, m, n, k), est)) / 1e9;
+    }
+    // tfjs shapes: A is [M,K] ('nn','nt') or [K,M] ('tn'); B is [K,N] or [N,K] ('nt')
+    const ta = tf.tensor2d(a, layout === 'tn' ? [k, m] : [m, k]);
+    const tb = tf.tensor2d(b, layout === 'nt' ? [n, k] : [k, n]);
+    g.xnnpack =
+      flops /
+      (await timeIt('xnnpack', () => {
+        const t = tf.matMul(ta, tb, layout === 'tn', layout === 'nt');
+        t.dataSync();
+        t.dispose();
+      }, flops / 1e10)) /
+      1e9;
+    ta.dispose();
+    tb.dispose();
+    const wasmName = 'wasm-simd';
+    const rX = g[wasmName] / g.xnnpack;
+    const rR = support.relaxedSimd ? g['wasm-relaxed-simd'] / g.xnnpack : NaN;
+    const rJ = g[wasmName] / g.js;
+    if (m >= 256) bar.push({ shape: `${m}x${k}x${n} ${layout}`, rX, rR, rJ });
+    console.log(
+      [
+        pad(`${m}x${k}x${n}`, 13),
+        pad(layout, 6),
+        ...names.map((nm) => pad(g[nm].toFixed(2), 17)),
+        pad(rX.toFixed(2) + 'x', 9),
+        support.relaxedSimd ? pad(rR.toFixed(2) + 'x', 9) : '',
+        pad(rJ.toFixed(1) + 'x', 8),
+      ].join(' '),
+    );
+  }
+}
+const minX = Math.min(...bar.map((r) => r.rX));
+const minR = Math.min(...bar.map((r) => r.rR));
+const minJ = Math.min(...bar.map((r) => r.rJ));
+console.log(
+  `\nbar (256³, 512³, 1024³ and the transformer shapes, all layouts): wasm-simd ≥ 1.3× XNNPACK: min ${minX.toFixed(2)}x ${minX >= 1.3 ? 'PASS' : 'FAIL'}; ` +
+    (support.relaxedSimd ? `wasm-relaxed-simd ≥ 1.8× XNNPACK: min ${minR.toFixed(2)}x ${minR >= 1.8 ? 'PASS' : 'FAIL'}; ` : '') +
+    `wasm-simd ≥ 20× js: min ${minJ.toFixed(1)}x ${minJ >= 20 ? 'PASS' : 'FAIL'}`,
+);
+
+// Other kernels: elements (or rows×cols) per second, js vs wasm, same inputs.
+console.log('\nother kernels (M elements/s, median); rows × cols = 64 × 4096, n = 262144');
+const rows = 64;
+const cols = 4096;
+const N = rows * cols;
+const x = randomF32(N, 3);
+const y = randomF32(N, 4);
+const z = new Float32Array(N);
+const w = randomF32(cols, 5).map((v) => v + 1.5);
+const rstd = new Float32Array(rows);
+const targets = Int32Array.from({ length: rows }, (_, r) => (r * 7) % cols);
+const cosT = randomF32(256 * 32, 6);
+const sinT = randomF32(256 * 32, 7);
+const pos = Int32Array.from({ length: N / 64 }, (_, r) => r % 256);
+const hp = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3 };
+const mState = new Float32Array(N);
+const vState = new Float32Array(N);
+const kernels = {
+  softmaxForward: (K) => K.softmaxForward(x, z, rows, cols),
+  softmaxBackward: (K) => K.softmaxBackward(x, y, z, rows, cols),
+  rmsnormForward: (K) => K.rmsnormForward(x, w, z, rstd, rows, cols, 1e-6),
+  rmsnormBackward: (K) => K.rmsnormBackward(x, w, rstd, y, z, w.slice(), rows, cols),
+  swigluForward: (K) => K.swigluForward(x, y, z, N),
+  swigluBackward: (K) => K.swigluBackward(x, y, x, z, z, N),
+  rope: (K) => K.rope(x, z, cosT, sinT, pos, N / 64, 64, false),
+  crossEntropyForward: (K) => K.crossEntropyForward(x, targets, rstd, rows, cols, -1),
+  crossEntropyBackward: (K) => K.crossEntropyBackward(x, targets, z, rows, cols, -1, 1),
+  adamw: (K) => K.adamw(z, y, mState, vState, N, hp),
+  add: (K) => K.add(x, y, z, N),
+  scale: (K) => K.scale(z, 0.999, N),
+  axpy: (K) => K.axpy(0.5, x, z, N),
+};
+const kimpls = impls.slice(0, 2);
+console.log([pad('kernel', 21), ...kimpls.map((K) => pad(K.name, 12)), pad('wasm/js', 8)].join(' '));
+for (const [name, run] of Object.entries(kernels)) {
+  const rate = [];
+  for (const K of kimpls) rate.push(N / (await timeIt(`${K.name} ${name}`, () => run(K), 1e-3)) / 1e6);
+  console.log([pad(name, 21), ...rate.map((r) => pad(r.toFixed(1), 12)), pad((rate[1] / rate[0]).toFixed(2) + 'x', 8)].join(' '));
+}
