@@ -199,7 +199,13 @@ export function serializeSafetensors(
       throw new FormatError('<output>', `has ${t.bytes.length} bytes, shape [${t.shape.join(', ')}] ${t.dtype} needs ${expected}`, name);
     }
   }
-  list.sort(([na, a], [nb, b]) => SAFETENSORS_DTYPE_SIZE[b.dtype] - SAFETENSORS_DTYPE_SIZE[a.dtype] || (na < nb ? -1 : na > nb ? 1 : 0));
+  // Names compare as UTF-8 bytes (Rust string order), which differs from UTF-16 order beyond the BMP.
+  const utf8 = new Map(list.map(([name]) => [name, new TextEncoder().encode(name)]));
+  const byBytes = (x: Uint8Array, y: Uint8Array): number => {
+    for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+    return x.length - y.length;
+  };
+  list.sort(([na, a], [nb, b]) => SAFETENSORS_DTYPE_SIZE[b.dtype] - SAFETENSORS_DTYPE_SIZE[a.dtype] || byBytes(utf8.get(na)!, utf8.get(nb)!));
   // Built by hand: a JS object would move integer-like names ahead of `__metadata__`.
   const parts: string[] = metadata !== undefined ? [`"__metadata__":${JSON.stringify(metadata)}`] : [];
   let offset = 0;
