@@ -5,6 +5,7 @@
  */
 import { UnsupportedError } from '../errors.js';
 import { compileJsonPattern, findAllMatches } from './regex.js';
+import { RUST_COMBINING_MARKS } from './unicode_compat.js';
 
 /** A normalizer: a pure string transform. */
 export interface TokenizerNormalizer {
@@ -14,7 +15,8 @@ export interface TokenizerNormalizer {
 
 const LEADING_WS = /^\p{White_Space}+/u;
 const TRAILING_WS = /\p{White_Space}+$/u;
-const COMBINING = /\p{Mn}/gu;
+/** Rust StripAccents' combining marks (exact set of its tables, which predate JS's). */
+const COMBINING = new RegExp(`[${RUST_COMBINING_MARKS}]`, 'gv');
 
 /** Replace every match of `re` by `content` (Rust `NormalizedString::replace` over `find_matches`). */
 export function replaceAll(text: string, re: RegExp, content: string): string {
@@ -66,7 +68,7 @@ export function normalizerFromJSON(json: unknown): TokenizerNormalizer | null {
       };
     }
     case 'StripAccents':
-      // Removes non-spacing marks; meaningful after NFD/NFKD, as in Rust.
+      // Removes combining marks; meaningful after NFD/NFKD, as in Rust.
       return { normalize: (t) => t.replace(COMBINING, '') };
     case 'Prepend': {
       const p = String(o['prepend']);

@@ -5,6 +5,7 @@
 import { FormatError, UnsupportedError } from '../errors.js';
 import { GPT2_SPLIT_PATTERN, toByteLevel } from './byte_level.js';
 import { compileJsonPattern, compileOnigRegex, findAllMatches, isNewerThanRust, RUST_WORD_CLASS } from './regex.js';
+import { RUST_PUNCTUATION } from './unicode_compat.js';
 
 /** A piece of text; `origin` is true when it starts at offset 0 of the original input. */
 export interface PreToken {
@@ -112,14 +113,15 @@ function behaviorOf(v: unknown, where: string): SplitBehavior {
 
 const WHITE_SPACE = /^\p{White_Space}$/u;
 const NUMERIC = /^\p{N}$/u;
-const PUNCT = /^\p{P}$/u;
+/** The exact set of Rust tokenizers' `is_punctuation` (its unicode_categories tables are older than JS's). */
+const PUNCT = new RegExp(`^[${RUST_PUNCTUATION}]$`, 'v');
 /** Rust `char::is_whitespace` (Unicode White_Space). */
 const isWhitespace = (cp: number) => WHITE_SPACE.test(String.fromCodePoint(cp)) && !isNewerThanRust(cp);
 /** Rust `char::is_numeric` (general categories Nd, Nl, No). */
 const isNumeric = (cp: number) => (cp >= 0x30 && cp <= 0x39) || (cp >= 0x80 && NUMERIC.test(String.fromCodePoint(cp)) && !isNewerThanRust(cp));
-/** tokenizers' `is_punctuation`: ASCII punctuation or a Unicode P* category. */
+/** tokenizers' `is_punctuation`: ASCII punctuation or a Unicode P* category (in Rust's tables). */
 const isPunctuation = (cp: number) =>
-  (cp >= 0x21 && cp <= 0x2f) || (cp >= 0x3a && cp <= 0x40) || (cp >= 0x5b && cp <= 0x60) || (cp >= 0x7b && cp <= 0x7e) || (PUNCT.test(String.fromCodePoint(cp)) && !isNewerThanRust(cp));
+  (cp >= 0x21 && cp <= 0x2f) || (cp >= 0x3a && cp <= 0x40) || (cp >= 0x5b && cp <= 0x60) || (cp >= 0x7b && cp <= 0x7e) || PUNCT.test(String.fromCodePoint(cp));
 
 /** Rust regex-crate `\w+|[^\w\s]+` (Whitespace pre-tokenizer): Unicode word = Alphabetic, M, Nd, Pc, Join_Control. */
 const WHITESPACE_RE = new RegExp(`${RUST_WORD_CLASS}+|[^${RUST_WORD_CLASS}\\p{White_Space}]+`, 'gv');
