@@ -62,6 +62,46 @@ export function blockWeightsFrom(config: ModelConfig, weights: ModelWeights, ind
   };
 }
 
+/** The phases a {@link PhaseTimer} is told about (forward and backward of each part of the model). */
+export type ModelPhase =
+  | 'grads.zero'
+  | 'embedding.forward'
+  | 'attention.forward'
+  | 'mlp.forward'
+  | 'moe.forward'
+  | 'head.forward'
+  | 'loss'
+  | 'mtp.forward'
+  | 'balance'
+  | 'mtp.backward'
+  | 'head.backward'
+  | 'moe.backward'
+  | 'mlp.backward'
+  | 'attention.backward'
+  | 'embedding.backward';
+
+/**
+ * Receives the wall time in ms of one phase (once per layer for the block phases: sum by name). Optional in
+ * every forward/backward that takes it; without it no clock is read.
+ */
+export type PhaseTimer = (phase: ModelPhase, ms: number) => void;
+
+const noLap = (): void => {};
+
+/**
+ * A lap timer over `profile`: each call reports the time since the previous call (or creation) under `phase`;
+ * a call without a phase only restarts the clock. Without `profile` it is a no-op.
+ */
+export function phaseLaps(profile: PhaseTimer | undefined): (phase?: ModelPhase) => void {
+  if (profile === undefined) return noLap;
+  let t = performance.now();
+  return (phase) => {
+    const now = performance.now();
+    if (phase !== undefined) profile(phase, now - t);
+    t = now;
+  };
+}
+
 /** Options of {@link blockForward}. */
 export interface BlockForwardOptions {
   /** Absolute layer index (names the traces). */
@@ -74,6 +114,8 @@ export interface BlockForwardOptions {
   /** Keep what the backward needs. */
   save?: boolean;
   trace?: TraceFn;
+  /** Receives the time of the attention half and of the FFN half. */
+  profile?: PhaseTimer;
 }
 
 /** What {@link blockBackward} needs: the block input, the mid residual, the two rstd vectors and the sub-layers' saves. */
@@ -107,6 +149,7 @@ export function blockForward(config: ModelConfig, w: BlockWeights, x: FloatArray
   const prefix = layerPrefix(opts.index);
   const trace = opts.trace;
   const save = opts.save ?? false;
+  const lap = phaseLaps(opts.profile);
 
   // a = RMSNorm_attn(x): [N, d]
   const a = allocate(dtype, N * d);
@@ -125,6 +168,7 @@ export function blockForward(config: ModelConfig, w: BlockWeights, x: FloatArray
   // hMid = x + MLA(a)
   const hMid = allocate(dtype, N * d);
   k.add(x, mla.out, hMid, N * d);
+  lap('attention.forward');
 
   // f = RMSNorm_ffn(hMid)
   const f = allocate(dtype, N * d);
@@ -151,6 +195,7 @@ export function blockForward(config: ModelConfig, w: BlockWeights, x: FloatArray
   const out = allocate(dtype, N * d);
   k.add(hMid, ffnOut, out, N * d);
   trace?.(`${prefix}:out`, [B, S, d], out);
+  lap(w.moe !== null ? 'moe.forward' : 'mlp.forward');
 
   const saved: BlockSaved | null = save
     ? { B, S, x, hMid, rstdAttn, rstdFfn, attn: mla.saved!, mlp: mlpSaved, moe: moeSaved }
@@ -161,6 +206,7 @@ export function blockForward(config: ModelConfig, w: BlockWeights, x: FloatArray
 /**
  * Backward of one block: accumulates into the gradient record `g` and returns dx [B,S,d] (fresh).
  * `dscores` [N,E] is an extra gradient w.r.t. the router's unbiased scores (the balance loss, SPEC §5.3).
+ * `profile` receives the time of the FFN half and of the attention half.
  */
 export function blockBackward(
   config: ModelConfig,
@@ -169,7 +215,9 @@ export function blockBackward(
   saved: BlockSaved,
   dout: FloatArray,
   dscores?: FloatArray,
+  profile?: PhaseTimer,
 ): FloatArray {
+  const lap = phaseLaps(profile);
   const dtype = dtypeOf(dout);
   const k = kernelsFor(dtype);
   const d = config.hiddenSize;
@@ -182,10 +230,12 @@ export function blockBackward(
       : mlpBackward(w.mlp!, g.mlp!, saved.mlp!, dout);
   const dhMid = dout.slice();
   k.rmsnormBackward(saved.hMid, w.post_attention_layernorm.data, saved.rstdFfn, df, dhMid, g.post_attention_layernorm.data, N, d);
+  lap(w.moe !== null ? 'moe.backward' : 'mlp.backward');
 
   // hMid = x + MLA(RMSNorm_attn(x)): dx = dhMid + RMSNorm_attnᵀ(MLAᵀ(dhMid))
   const da = mlaBackward(config, w.self_attn, g.self_attn, saved.attn, dhMid);
   const dx = dhMid.slice();
   k.rmsnormBackward(saved.x, w.input_layernorm.data, saved.rstdAttn, da, dx, g.input_layernorm.data, N, d);
+  lap('attention.backward');
   return dx;
 }

@@ -11,7 +11,7 @@ import { InputError, WeightsError } from '../errors.js';
 import { allocate, Tensor, type DType, type FloatArray } from '../tensor.js';
 import { sequenceBalanceLoss } from '../train/balance_loss.js';
 import type { AttnImpl } from './attention.js';
-import { layerPrefix } from './block.js';
+import { layerPrefix, phaseLaps, type PhaseTimer } from './block.js';
 import type { ModelConfig } from './config.js';
 import { flattenTokenBatch, validateTokenIds } from './embedding.js';
 import type { Routing } from './gate.js';
@@ -42,6 +42,8 @@ export interface ModelForwardOptions {
   trace?: TraceFn;
   /** Head at every position ('all', default), only the last ('last': logits [B,1,V]) or none. */
   logits?: 'all' | 'last' | 'none';
+  /** Receives the time of each phase (embedding, each block half, head); for benchmarks. */
+  profile?: PhaseTimer;
 }
 
 /** Result of {@link DeepSeekV3.forward}. */
@@ -91,6 +93,8 @@ export interface LossOptions {
    */
   mainDenominator?: number;
   trace?: TraceFn;
+  /** Receives the time of each phase of the forward, the losses and the backward; for benchmarks. */
+  profile?: PhaseTimer;
 }
 
 /** Routing load of one MoE layer, for the bias update (SPEC §5.2). */
@@ -173,6 +177,7 @@ export class DeepSeekV3 {
       ...(opts.caches !== undefined ? { caches: opts.caches } : {}),
       rope: this.ropeTables(startPos + T),
       ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
+      ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
       logits: mode,
     });
     const d = this.config.hiddenSize;
@@ -224,19 +229,30 @@ export class DeepSeekV3 {
     const attn = opts.attn ?? 'naive';
     const rope = this.ropeTables(T);
     const trace = opts.trace;
+    const profile = opts.profile;
+    const lap = phaseLaps(profile);
 
     const w = this.mainWeights();
     const grads: ModelWeights = new Map();
     for (const [name, t] of this.weights) grads.set(name, new Tensor(t.shape, allocate(dtype, t.size)));
+    lap('grads.zero');
     const g = transformerWeightsFrom(cfg, grads);
     const shared = { embed_tokens: w.embed_tokens, lm_head: w.lm_head };
     const sharedGrads = { embed_tokens: g.embed_tokens, lm_head: g.lm_head };
 
     // main model
-    const main = transformerForward(cfg, w, inputs, B, T, { attn, rope, save: true, ...(trace !== undefined ? { trace } : {}) });
+    const main = transformerForward(cfg, w, inputs, B, T, {
+      attn,
+      rope,
+      save: true,
+      ...(trace !== undefined ? { trace } : {}),
+      ...(profile !== undefined ? { profile } : {}),
+    });
+    lap();
     const ce = crossEntropyLoss(main.logits, labels, B * T, V, opts.mainDenominator !== undefined ? { denominator: opts.mainDenominator } : {});
     const dlogits = allocate(dtype, B * T * V);
     crossEntropyLossBackward(main.logits, labels, dlogits, B * T, V, ce.denominator);
+    lap('loss');
 
     // MTP depths k = 1..D on S_k = T − k positions
     const depths: { w: MTPWeights; g: MTPWeights; S: number; out: MTPOutput; dlogits: FloatArray }[] = [];
@@ -273,6 +289,7 @@ export class DeepSeekV3 {
       hPrev = mtpHidden === 'post_norm' ? out.normed : out.hidden;
       SPrev = S;
     }
+    if (depths.length > 0) lap('mtp.forward');
 
     // complementary sequence-wise balance loss per MoE layer (main and MTP), SPEC §5.3
     let balance = 0;
@@ -295,6 +312,7 @@ export class DeepSeekV3 {
     depths.forEach((dp, i) => {
       if (dp.out.routing !== null) depthDscores[i] = addLayer(dp.w.index, dp.out.routing, dp.S);
     });
+    lap('balance');
 
     // backward: deepest depth first; each passes dhPrev to the depth before it, depth 1 to the main model
     let dNext: FloatArray | null = null;
@@ -316,9 +334,11 @@ export class DeepSeekV3 {
       dMain = allocate(dtype, B * T * d);
       slicePositionsBackward(dNext, dMain, B, T, depths[0]!.S, d);
     }
+    if (depths.length > 0) lap('mtp.backward');
     transformerBackward(cfg, w, g, main.saved!, dlogits, {
       ...(dMain !== undefined ? (mtpHidden === 'post_norm' ? { dFinalHidden: dMain } : { dLast: dMain }) : {}),
       dscores: mainDscores,
+      ...(profile !== undefined ? { profile } : {}),
     });
 
     return {

@@ -9,7 +9,7 @@ import { InputError, WeightsError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
 import type { AttnImpl } from './attention.js';
-import { blockBackward, blockForward, blockWeightsFrom, type BlockSaved, type BlockWeights } from './block.js';
+import { blockBackward, blockForward, blockWeightsFrom, phaseLaps, type BlockSaved, type BlockWeights, type PhaseTimer } from './block.js';
 import type { ModelConfig } from './config.js';
 import { embeddingBackward, embeddingForward } from './embedding.js';
 import type { Routing } from './gate.js';
@@ -88,6 +88,8 @@ export interface TransformerForwardOptions {
   trace?: TraceFn;
   /** Compute the head for every position ('all', default), only the last of each row ('last') or not at all ('none'). */
   logits?: 'all' | 'last' | 'none';
+  /** Receives the time of the embedding, of each block half and of the head. */
+  profile?: PhaseTimer;
 }
 
 /** What {@link transformerBackward} needs. */
@@ -137,9 +139,11 @@ export function transformerForward(
     throw new InputError(`forward: got ${opts.caches.length} KV caches for ${config.numHiddenLayers} layers`);
   }
 
+  const lap = phaseLaps(opts.profile);
   // h⁰ = E_tok[ids]: [N, d]
   let h = embeddingForward(w.embed_tokens.data, ids, N, d);
   trace?.('model.embed_tokens:out', [B, S, d], h);
+  lap('embedding.forward');
   const hidden: FloatArray[] = [];
   const routing: (Routing | null)[] = [];
   const blocks: BlockSaved[] = [];
@@ -152,12 +156,14 @@ export function transformerForward(
       ...(opts.caches !== undefined ? { cache: opts.caches[l]! } : {}),
       save,
       ...(trace !== undefined ? { trace } : {}),
+      ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
     });
     h = r.out;
     hidden.push(h);
     routing.push(r.routing);
     if (r.saved !== null) blocks.push(r.saved);
   }
+  lap(); // the blocks reported their own time
   // final RMSNorm, then the head (not tied)
   const finalHidden = allocate(dtype, N * d);
   const rstdFinal = allocate(dtype, N);
@@ -176,6 +182,7 @@ export function transformerForward(
   } else {
     logits = allocate(dtype, 0);
   }
+  lap('head.forward');
   const saved: TransformerSaved | null = save ? { B, S, ids, blocks, last: h, rstdFinal, finalHidden } : null;
   return { logits, hidden, finalHidden, routing, saved };
 }
@@ -188,6 +195,8 @@ export interface TransformerBackwardOptions {
   dLast?: FloatArray;
   /** Per layer: gradient w.r.t. the router's unbiased scores [N,E] (balance loss), or null. */
   dscores?: (FloatArray | null)[];
+  /** Receives the time of the head, of each block half and of the embedding. */
+  profile?: PhaseTimer;
 }
 
 /**
@@ -207,6 +216,7 @@ export function transformerBackward(
   const d = config.hiddenSize;
   const V = config.vocabSize;
   const N = saved.B * saved.S;
+  const lap = phaseLaps(opts.profile);
 
   // logits = finalHidden·W_headᵀ
   const dFinal = opts.dFinalHidden !== undefined ? opts.dFinalHidden.slice() : allocate(dtype, N * d);
@@ -214,8 +224,11 @@ export function transformerBackward(
   // finalHidden = RMSNorm_final(last)
   let dh = opts.dLast !== undefined ? opts.dLast.slice() : allocate(dtype, N * d);
   k.rmsnormBackward(saved.last, w.norm.data, saved.rstdFinal, dFinal, dh, g.norm.data, N, d);
+  lap('head.backward');
   for (let l = config.numHiddenLayers - 1; l >= 0; l--) {
-    dh = blockBackward(config, w.layers[l]!, g.layers[l]!, saved.blocks[l]!, dh, opts.dscores?.[l] ?? undefined);
+    dh = blockBackward(config, w.layers[l]!, g.layers[l]!, saved.blocks[l]!, dh, opts.dscores?.[l] ?? undefined, opts.profile);
   }
+  lap();
   embeddingBackward(g.embed_tokens.data, saved.ids, dh, N, d);
+  lap('embedding.backward');
 }
