@@ -33,9 +33,17 @@ function buildCharToByte(): Int16Array {
  * Lone surrogates must have been replaced before (the caller applies `toWellFormed`).
  */
 export function toByteLevel(s: string): string {
-  let out = '';
   const n = s.length;
-  for (let i = 0; i < n; i++) {
+  // Printable ASCII '!'..'~' maps to itself: most pieces need no new string.
+  let i = 0;
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) break;
+    i++;
+  }
+  if (i === n) return s;
+  let out = s.slice(0, i);
+  for (; i < n; i++) {
     let c = s.charCodeAt(i);
     if (c < 0x80) {
       out += BYTE_TO_CHAR[c];

@@ -100,6 +100,24 @@ function splitInto(piece: PreToken, seg: Segments, behavior: SplitBehavior, out:
   }
 }
 
+/**
+ * Fast path of `Isolated` without `invert` (the DeepSeek-V3 and GPT-2 case): matches and the
+ * gaps between them become pieces directly, same result as regexSegments + splitInto.
+ */
+function splitIsolated(re: RegExp, piece: PreToken, out: PreToken[]): void {
+  const text = piece.text;
+  const m = findAllMatches(re, text);
+  let prev = 0;
+  for (let k = 0; k < m.length; k += 2) {
+    const s = m[k]!;
+    const e = m[k + 1]!;
+    if (prev < s) out.push({ text: text.slice(prev, s), origin: piece.origin && prev === 0 });
+    if (s < e) out.push({ text: text.slice(s, e), origin: piece.origin && s === 0 });
+    prev = e;
+  }
+  if (prev < text.length) out.push({ text: prev === 0 ? text : text.slice(prev), origin: piece.origin && prev === 0 });
+}
+
 function mapPieces(pieces: PreToken[], f: (p: PreToken, out: PreToken[]) => void): PreToken[] {
   const out: PreToken[] = [];
   for (const p of pieces) if (p.text.length > 0) f(p, out);
@@ -140,6 +158,7 @@ export function preTokenizerFromJSON(json: unknown): TokenizerPreTokenizer | nul
       const re = compileJsonPattern(o['pattern'], 'pre_tokenizer Split');
       const behavior = behaviorOf(o['behavior'], 'pre_tokenizer Split');
       const invert = o['invert'] === true;
+      if (behavior === 'Isolated' && !invert) return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitIsolated(re, p, out)) };
       return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, regexSegments(re, p.text, invert), behavior, out)) };
     }
     case 'ByteLevel':
@@ -187,7 +206,7 @@ function byteLevelPreTokenizer(addPrefixSpace: boolean, useRegex: boolean): Toke
         const prefixed = addPrefixSpace && !p.text.startsWith(' ') ? { text: ' ' + p.text, origin: p.origin } : p;
         if (useRegex) {
           const sub: PreToken[] = [];
-          splitInto(prefixed, regexSegments(gpt2Regex!, prefixed.text, false), 'Isolated', sub);
+          splitIsolated(gpt2Regex!, prefixed, sub);
           for (const s of sub) out.push({ text: toByteLevel(s.text), origin: s.origin });
         } else {
           out.push({ text: toByteLevel(prefixed.text), origin: prefixed.origin });
