@@ -17,7 +17,7 @@ import { preTokenizerFromJSON, type PreToken, type TokenizerPreTokenizer } from 
 import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat_template.js';
 
 /** Options of {@link Tokenizer.encode}. */
-export interface EncodeOptions {
+export interface TokenizerEncodeOptions {
   /**
    * Add the post-processor's special tokens (default true, as in Rust and transformers).
    * With tokenizer.json alone, DeepSeek-V3's ByteLevel post-processor adds nothing; with a
@@ -27,7 +27,7 @@ export interface EncodeOptions {
 }
 
 /** Options of {@link Tokenizer.decode}. */
-export interface DecodeOptions {
+export interface TokenizerDecodeOptions {
   /** Drop tokens flagged `special` in added_tokens (default false). Non-special added tokens stay. */
   skipSpecialTokens?: boolean;
   /**
@@ -154,7 +154,7 @@ export class Tokenizer {
   }
 
   /** Encode text to ids. Lone surrogates are encoded as U+FFFD. */
-  encode(text: string, options: EncodeOptions = {}): number[] {
+  encode(text: string, options: TokenizerEncodeOptions = {}): number[] {
     const ids: number[] = [];
     const s = toWellFormedString(text);
     for (const piece of this.addedSplits(s)) {
@@ -169,7 +169,7 @@ export class Tokenizer {
   }
 
   /** Encode and also return the vocabulary string of each id. */
-  encodeWithTokens(text: string, options: EncodeOptions = {}): TokenizerEncoding {
+  encodeWithTokens(text: string, options: TokenizerEncodeOptions = {}): TokenizerEncoding {
     const ids = this.encode(text, options);
     return { ids, tokens: ids.map((id) => this.idToToken(id)!) };
   }
@@ -194,7 +194,7 @@ export class Tokenizer {
   }
 
   /** Decode ids to text. */
-  decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
+  decode(ids: ArrayLike<number>, options: TokenizerDecodeOptions = {}): string {
     const skipSpecial = options.skipSpecialTokens === true;
     const strict = options.unknownIds !== 'skip';
     if (this.decoder?.type === 'ByteLevel') return this.decodeByteLevel(ids, skipSpecial, strict);
