@@ -9,7 +9,7 @@
 import { FormatError, InputError, UnsupportedError } from '../errors.js';
 import { AddedVocabulary, type AddedSplit, type AddedTokenConfig } from './added_tokens.js';
 import { BpeModel, type BpeModelConfig } from './bpe.js';
-import { byteLevelTokenBytes, concatBytes, decoderFromJSON, type TokenizerDecoder } from './decoders.js';
+import { byteLevelTokenBytes, decoderFromJSON, type TokenizerDecoder } from './decoders.js';
 import { utf8DecodeLossy } from './byte_level.js';
 import { normalizerFromJSON, type TokenizerNormalizer } from './normalizers.js';
 import { postProcessorFromJSON, templatePostProcessor, type TokenizerPostProcessor } from './post_processors.js';
@@ -218,9 +218,10 @@ export class Tokenizer {
     return t;
   }
 
-  /** ByteLevel decoding with per-id byte arrays cached (same result as the generic path). */
+  /** ByteLevel decoding with per-id byte arrays cached, copied into one growing buffer (same result as the generic path). */
   private decodeByteLevel(ids: ArrayLike<number>, skipSpecial: boolean, strict: boolean): string {
-    const parts: Uint8Array[] = [];
+    let buf = new Uint8Array(Math.max(16, ids.length * 4));
+    let n = 0;
     for (let k = 0; k < ids.length; k++) {
       const id = ids[k]!;
       let bytes = Number.isInteger(id) && id >= 0 ? this.byteCache[id] : undefined;
@@ -231,9 +232,16 @@ export class Tokenizer {
         if (Number.isInteger(id) && id >= 0 && id < 1 << 24) this.byteCache[id] = bytes;
       }
       if (skipSpecial && this.added.specialContents.has(this.added.decodeForm(id) ?? '')) continue;
-      parts.push(bytes);
+      const len = bytes.length;
+      if (n + len > buf.length) {
+        const grown = new Uint8Array(Math.max(2 * buf.length, n + len));
+        grown.set(buf.subarray(0, n));
+        buf = grown;
+      }
+      for (let i = 0; i < len; i++) buf[n + i] = bytes[i]!;
+      n += len;
     }
-    return utf8DecodeLossy(concatBytes(parts));
+    return utf8DecodeLossy(buf.subarray(0, n));
   }
 
   /** The chat template of tokenizer_config.json, if any (the `default` one when several are named). */
