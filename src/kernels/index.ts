@@ -2,7 +2,7 @@ import { BackendError } from '../errors.js';
 import type { DType } from '../tensor.js';
 import { jsKernels } from './js.js';
 import type { Kernels } from './kernels.js';
-import type { WasmVariant } from './wasm.js';
+import type { WasmKernels, WasmVariant } from './wasm.js';
 
 export type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
 export type { WasmKernels, WasmKernelsName, WasmVariant } from './wasm.js';
@@ -31,6 +31,17 @@ export function kernelsFor(dtype: DType): Kernels {
 /** Reports which implementation runs for f32 and for f64. */
 export function backendInfo(): BackendInfo {
   return { float32: float32Kernels.name, float64: jsKernels.name };
+}
+
+/**
+ * A fresh instance of the WebAssembly kernels (f32), without changing the global backend: the
+ * entry point for callers that benchmark or verify the kernels directly, e.g.
+ * `(await createWasmKernels()).matmul('nt', x, w, y, rows, out, in)`. Same options and errors
+ * as {@link useBackend}; the result's `name` says which build runs.
+ */
+export async function createWasmKernels(options: { variant?: WasmVariant } = {}): Promise<WasmKernels> {
+  const { loadWasmKernels } = await import('./wasm.js');
+  return loadWasmKernels(options);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { BackendError } from '../../src/errors.js';
-import { backendInfo, kernelsFor, useBackend } from '../../src/kernels/index.js';
+import { backendInfo, createWasmKernels, kernelsFor, useBackend } from '../../src/kernels/index.js';
 import { wasmSupport } from '../../src/kernels/wasm.js';
 
 describe('backend selection reports which implementation runs', () => {
@@ -31,6 +31,16 @@ describe('backend selection reports which implementation runs', () => {
     await expect(useBackend('wasm', { variant: 'relaxed-simd' })).rejects.toThrow(BackendError);
     await expect(useBackend('wasm', { variant: 'relaxed-simd' })).rejects.toThrow(/--experimental-wasm-relaxed-simd/);
     expect(backendInfo().float32).toBe('wasm-simd'); // unchanged by the failed switch
+  });
+
+  it('createWasmKernels returns an instance without touching the global choice', async () => {
+    const before = backendInfo();
+    const K = await createWasmKernels({ variant: 'simd' });
+    expect(K.name).toBe('wasm-simd');
+    const c = new Float32Array(1);
+    K.matmul('nt', Float32Array.of(1, 2), Float32Array.of(3, 4), c, 1, 1, 2);
+    expect(c[0]).toBe(11);
+    expect(backendInfo()).toEqual(before);
   });
 
   it('unknown backend names are rejected', async () => {
