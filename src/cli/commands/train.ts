@@ -1,0 +1,262 @@
+/**
+ * `dsv3 train`: trains a preset (seeded init) or a model directory on a text file (UTF-8 bytes as ids,
+ * for byte-level vocabularies) or a JSON token file with the DeepSeek-V3 recipe (main CE + MTP +
+ * sequence-wise balance loss, AdamW, router-bias balancing, SPEC §4–5). Progress bar with tokens/s,
+ * loss and ETA; checkpoints every N steps; `--resume` continues bit-identically; saves the final model.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { InputError } from '../../errors.js';
+import { useBackend, type BackendInfo, type BackendName } from '../../kernels/index.js';
+import type { ModelConfig } from '../../model/config.js';
+import { DeepSeekV3 } from '../../model/model.js';
+import { getPreset } from '../../model/presets.js';
+import { initWeights } from '../../model/weights.js';
+import { loadModel, saveModel } from '../../model/weights_node.js';
+import type { DType } from '../../tensor.js';
+import { loadCheckpoint, saveCheckpoint } from '../../train/checkpoint.js';
+import { bytesToTokens, TokenStream } from '../../train/data.js';
+import { Trainer, type TrainStepReport } from '../../train/trainer.js';
+import { CliUsageError } from '../errors.js';
+import { parseDType, parseNonNegative, parsePositiveInt, printJSON, readIdsFile } from '../inputs.js';
+import { createProgress, type Progress } from '../progress.js';
+
+/** The bundled corpus (data/tiny-corpus.txt of the package), relative to this module in src/ or dist/. */
+export function bundledCorpusPath(): string {
+  return fileURLToPath(new URL('../../../data/tiny-corpus.txt', import.meta.url));
+}
+
+/** Parses `--backend`. */
+export function parseBackend(v: string): BackendName {
+  if (v === 'js' || v === 'wasm') return v;
+  throw new CliUsageError(`--backend must be js or wasm, got '${v}'`);
+}
+
+/** Prints a line on stdout without garbling a live progress bar on the same terminal (clears its line first). */
+export function printAboveProgress(progress: Progress, line: string): void {
+  if (progress.enabled) process.stderr.write('\r\x1b[2K');
+  process.stdout.write(`${line}\n`);
+}
+
+/** Load balance of a step: max/mean per MoE layer, `1.02/1.10/1.31`. */
+export function loadBalanceText(report: TrainStepReport): string {
+  return report.loads.map((l) => l.stats.maxOverMean.toFixed(2)).join('/');
+}
+
+/** Flags of `dsv3 train`. */
+export interface TrainFlags {
+  preset?: string;
+  model?: string;
+  data?: string;
+  tokens?: string;
+  steps: number;
+  batch: number;
+  seq: number;
+  microBatches: number;
+  lr: number;
+  minLr?: number;
+  warmup?: number;
+  mtp: boolean;
+  mtpLambda: number;
+  biasGamma: number;
+  balanceAlpha: number;
+  seed: number;
+  order: string;
+  dtype: DType;
+  backend: BackendName;
+  checkpointDir?: string;
+  checkpointEvery?: number;
+  resume?: string;
+  out?: string;
+  logEvery?: number;
+  json?: boolean;
+}
+
+/** Token ids of the training data: `--tokens` JSON (rows concatenated), `--data` text bytes, or the bundled corpus. */
+export function readTrainingTokens(flags: Pick<TrainFlags, 'data' | 'tokens'>, config: ModelConfig): { tokens: Int32Array; source: string } {
+  if (flags.data !== undefined && flags.tokens !== undefined) throw new CliUsageError('give at most one of --data FILE and --tokens FILE.json');
+  if (flags.tokens !== undefined) {
+    const tokens = Int32Array.from(readIdsFile(flags.tokens).flat());
+    const bad = tokens.findIndex((t) => t >= config.vocabSize);
+    if (bad >= 0) throw new InputError(`${flags.tokens}: token ${tokens[bad]} at position ${bad} (rows concatenated) is outside the model's vocab [0, ${config.vocabSize})`);
+    return { tokens, source: flags.tokens };
+  }
+  if (config.vocabSize < 256) throw new CliUsageError(`text data becomes byte ids 0–255, but the model's vocab_size is ${config.vocabSize}: give --tokens FILE.json`);
+  const path = flags.data ?? bundledCorpusPath();
+  return { tokens: bytesToTokens(new Uint8Array(readFileSync(path))), source: path };
+}
+
+/** Checkpoint file of step `step` in `dir`. */
+export function checkpointPath(dir: string, step: number): string {
+  return join(dir, `step-${String(step).padStart(6, '0')}.safetensors`);
+}
+
+/** One step as JSON-friendly numbers. */
+function stepRecord(r: TrainStepReport): Record<string, number | number[]> {
+  return {
+    step: r.step,
+    main: r.loss.main,
+    mtp: r.loss.mtp,
+    balance: r.loss.balance,
+    total: r.loss.total,
+    lr: r.lr,
+    gradNorm: r.gradNorm,
+    tokensPerSec: r.tokensPerSec,
+    maxOverMean: r.loads.map((l) => l.stats.maxOverMean),
+  };
+}
+
+/** Builds the model, trainer and data of a `dsv3 train` run (exported for tests). */
+export function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: Trainer; source: string; modelName: string } {
+  if (flags.preset !== undefined && flags.model !== undefined) throw new CliUsageError('give at most one of --preset NAME and --model DIR');
+  if (!Number.isInteger(flags.seed)) throw new CliUsageError(`--seed must be an integer, got ${flags.seed}`);
+  if (flags.order !== 'random' && flags.order !== 'sequential') throw new CliUsageError(`--order must be random or sequential, got '${flags.order}'`);
+  if (flags.checkpointEvery !== undefined && flags.checkpointDir === undefined) throw new CliUsageError('--checkpoint-every needs --checkpoint-dir DIR');
+  let model: DeepSeekV3;
+  let modelName: string;
+  if (flags.model !== undefined) {
+    const { config, weights, warnings } = loadModel(flags.model, { dtype: flags.dtype });
+    for (const w of warnings) process.stderr.write(`dsv3 train: warning: ${w}\n`);
+    model = new DeepSeekV3(config, weights);
+    modelName = flags.model;
+  } else {
+    const config = getPreset(flags.preset ?? 'tiny');
+    model = new DeepSeekV3(config, initWeights(config, { seed: flags.seed, dtype: flags.dtype }));
+    modelName = `preset ${flags.preset ?? 'tiny'}`;
+  }
+  const config = model.config;
+  if (flags.seq + 1 > config.maxPositionEmbeddings) throw new CliUsageError(`--seq ${flags.seq} needs ${flags.seq + 1} positions; the model has ${config.maxPositionEmbeddings}`);
+  if (flags.mtp && config.numNextnPredictLayers === 0) process.stderr.write('dsv3 train: note: the model has no MTP module; training without MTP\n');
+  const { tokens, source } = readTrainingTokens(flags, config);
+  const data = new TokenStream(tokens, { batchSize: flags.batch, seqLen: flags.seq, order: flags.order as 'random' | 'sequential', seed: flags.seed });
+  const warmup = flags.warmup ?? Math.min(100, Math.ceil(flags.steps / 10));
+  const trainer = new Trainer(model, {
+    data,
+    microBatches: flags.microBatches,
+    // linear warmup, then cosine from lr to min-lr over the remaining steps
+    lr: { kind: 'cosine', peak: flags.lr, warmupSteps: warmup, holdSteps: 0, decaySteps: Math.max(1, flags.steps - warmup), min: flags.minLr ?? flags.lr / 10 },
+    biasGamma: flags.biasGamma,
+    mtpLambda: flags.mtpLambda,
+    lossOptions: { mtp: flags.mtp, balanceAlpha: flags.balanceAlpha },
+  });
+  return { model, trainer, source, modelName };
+}
+
+/** Runs `dsv3 train` with parsed flags. */
+export async function runTrain(flags: TrainFlags): Promise<void> {
+  const backend: BackendInfo = await useBackend(flags.backend);
+  const { model, trainer, source, modelName } = buildTrainer(flags);
+  if (flags.resume !== undefined) loadCheckpoint(trainer, new Uint8Array(readFileSync(flags.resume)), flags.resume);
+  const json = flags.json === true;
+  const startStep = trainer.step;
+  const todo = Math.max(0, flags.steps - startStep);
+  const perStep = flags.batch * flags.seq * flags.microBatches;
+  const logEvery = flags.logEvery ?? Math.max(1, Math.round(flags.steps / 20));
+  const say = (line: string): void => {
+    if (!json) printAboveProgress(progress, line);
+  };
+  const progress = createProgress({ total: todo * perStep, label: 'train', unit: 'tok', ...(json ? { enabled: false } : {}) });
+  if (flags.checkpointDir !== undefined) mkdirSync(flags.checkpointDir, { recursive: true });
+  say(
+    `dsv3 train: ${modelName} (${model.dtype}, kernels ${model.dtype === 'float32' ? backend.float32 : backend.float64}) on ${source} (${trainer.data.tokens.length} tokens); ` +
+      `steps ${startStep + 1}..${flags.steps} of ${flags.batch}×${flags.seq}${flags.microBatches > 1 ? `×${flags.microBatches}` : ''} tokens`,
+  );
+  if (todo === 0) say(`dsv3 train: the run is already at step ${startStep} ≥ --steps ${flags.steps}: nothing to train`);
+  const history: Record<string, number | number[]>[] = [];
+  const checkpoints: string[] = [];
+  const writeCheckpoint = (): void => {
+    const path = checkpointPath(flags.checkpointDir!, trainer.step);
+    writeFileSync(path, saveCheckpoint(trainer));
+    checkpoints.push(path);
+  };
+  const started = performance.now();
+  let window = { main: 0, total: 0, n: 0 };
+  let last: TrainStepReport | null = null;
+  for (let i = 0; i < todo; i++) {
+    const r = trainer.trainStep();
+    last = r;
+    history.push(stepRecord(r));
+    window = { main: window.main + r.loss.main, total: window.total + r.loss.total, n: window.n + 1 };
+    progress.tick(r.tokens, `loss ${r.loss.total.toFixed(3)}`);
+    if (r.step % logEvery === 0 || i === todo - 1) {
+      say(
+        `step ${r.step}/${flags.steps} | loss ${(window.total / window.n).toFixed(4)} (main ${(window.main / window.n).toFixed(4)}, last step: mtp ${r.loss.mtp.toFixed(4)} balance ${r.loss.balance.toExponential(2)}) | ` +
+          `lr ${r.lr.toExponential(2)} | grad norm ${r.gradNorm.toFixed(3)} | load max/mean ${loadBalanceText(r) || '-'} | ${r.tokensPerSec.toFixed(0)} tok/s`,
+      );
+      window = { main: 0, total: 0, n: 0 };
+    }
+    if (flags.checkpointDir !== undefined && flags.checkpointEvery !== undefined && r.step % flags.checkpointEvery === 0) writeCheckpoint();
+  }
+  progress.stop();
+  const seconds = (performance.now() - started) / 1000;
+  if (flags.checkpointDir !== undefined && checkpoints.at(-1) !== checkpointPath(flags.checkpointDir, trainer.step)) writeCheckpoint();
+  if (flags.out !== undefined) saveModel(flags.out, model.config, model.weights, { dtype: model.dtype === 'float64' ? 'F64' : 'F32' });
+  const tokens = todo * perStep;
+  if (json) {
+    printJSON({
+      model: modelName,
+      data: source,
+      dtype: model.dtype,
+      backend,
+      steps: { from: startStep, to: trainer.step },
+      tokens,
+      seconds,
+      tokensPerSec: seconds > 0 ? tokens / seconds : null,
+      final: last === null ? null : stepRecord(last),
+      history,
+      checkpoints,
+      out: flags.out ?? null,
+    });
+    return;
+  }
+  say(`trained ${todo} steps (${tokens} tokens) in ${seconds.toFixed(1)} s, ${(tokens / Math.max(seconds, 1e-9)).toFixed(0)} tokens/s`);
+  if (checkpoints.length > 0) say(`checkpoints: ${checkpoints.join(', ')}`);
+  if (flags.out !== undefined) say(`model: ${join(flags.out, 'config.json')} + ${join(flags.out, 'model.safetensors')}`);
+}
+
+/** Registers `dsv3 train`. */
+export function registerTrainCommand(program: Command): void {
+  const num = (flag: string) => parseNonNegative(flag);
+  const int = (flag: string) => parsePositiveInt(flag);
+  program
+    .command('train')
+    .description('train a preset or a model directory on a text or token file (main CE + MTP + balance loss, AdamW, router-bias balancing)')
+    .option('--preset <name>', 'built-in config with seeded random init: tiny | small | bench (default tiny)')
+    .option('--model <dir>', 'start from a model directory (config.json + weights) instead of a preset')
+    .option('--data <file>', 'text file; its UTF-8 bytes are the token ids (byte-level vocab; default: the bundled data/tiny-corpus.txt)')
+    .option('--tokens <file.json>', 'token ids as JSON ([...] or [[...], ...], rows concatenated, or {"input_ids": ...})')
+    .option('--steps <n>', 'total optimizer steps (with --resume: train until this step)', int('--steps'), 200)
+    .option('--batch <b>', 'sequences per micro-batch', int('--batch'), 8)
+    .option('--seq <t>', 'positions per sequence', int('--seq'), 64)
+    .option('--micro-batches <k>', 'micro-batches accumulated per optimizer step', int('--micro-batches'), 1)
+    .option('--lr <lr>', 'peak learning rate', num('--lr'), 1e-3)
+    .option('--min-lr <lr>', 'learning rate at the last step (cosine decay; default lr/10)', num('--min-lr'))
+    .option('--warmup <n>', 'linear warmup steps (default min(100, steps/10))', (v) => parseNonNegative('--warmup')(v))
+    .option('--mtp', 'include the MTP loss (default when the model has an MTP module)', true)
+    .option('--no-mtp', 'train without the MTP loss')
+    .option('--mtp-lambda <λ>', 'MTP loss weight λ', num('--mtp-lambda'), 0.3)
+    .option('--bias-gamma <γ>', 'router-bias update speed γ (0 = off)', num('--bias-gamma'), 0.001)
+    .option('--balance-alpha <α>', 'sequence-wise balance loss weight α (0 = off)', num('--balance-alpha'), 1e-4)
+    .option('--seed <n>', 'seed of the preset init and the random window order', (v) => Number(v), 0)
+    .option('--order <order>', 'window order: random | sequential', 'random')
+    .option('--dtype <dtype>', 'compute precision: f32 | f64', parseDType, 'float32' as DType)
+    .option('--backend <name>', 'f32 kernels: js | wasm (SIMD)', parseBackend, 'wasm' as BackendName)
+    .option('--checkpoint-dir <dir>', 'write training checkpoints (weights, AdamW moments, step, data position) here')
+    .option('--checkpoint-every <n>', 'checkpoint every n steps (and always at the end)', int('--checkpoint-every'))
+    .option('--resume <file>', 'continue from a checkpoint (same model, data and flags): bit-identical to an uninterrupted run')
+    .option('--out <dir>', 'save the trained model here (config.json + model.safetensors)')
+    .option('--log-every <n>', 'print a line every n steps (default steps/20)', int('--log-every'))
+    .option('--json', 'print a JSON summary with the per-step history on stdout (no progress bar)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ dsv3 train --preset tiny --steps 400 --lr 3e-3 --out ./tiny-trained\n' +
+        '  $ dsv3 train --preset tiny --steps 400 --checkpoint-dir ckpt --checkpoint-every 100\n' +
+        '  $ dsv3 train --preset tiny --steps 400 --resume ckpt/step-000200.safetensors --out ./tiny-trained',
+    )
+    .action(async (flags: TrainFlags) => {
+      if (flags.warmup !== undefined && !Number.isInteger(flags.warmup)) throw new CliUsageError(`--warmup must be a non-negative integer, got ${flags.warmup}`);
+      await runTrain(flags);
+    });
+}

@@ -1,0 +1,201 @@
+/**
+ * Self-contained SVG charts (no scripts, no external assets) for the demo report: line charts of
+ * training curves and heatmaps of expert load over steps.
+ */
+import { InputError } from '../errors.js';
+
+/** Escapes text for XML/HTML content and attribute values. */
+export function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** About `count` round tick values (1, 2 or 5 × 10^k apart) covering [lo, hi]. */
+export function niceTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(Number.isFinite(lo) && Number.isFinite(hi))) throw new InputError(`niceTicks: range [${lo}, ${hi}] is not finite`);
+  if (hi <= lo) return [lo];
+  const raw = (hi - lo) / Math.max(1, count);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((f) => f * mag).find((s) => s >= raw)!;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
+  return ticks;
+}
+
+function fmtTick(v: number): string {
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  return a >= 1e4 || a < 1e-3 ? v.toExponential(0) : String(Number(v.toPrecision(4)));
+}
+
+/** One curve of a {@link lineChartSVG}. */
+export interface LineSeries {
+  label: string;
+  /** y per x (non-finite values leave a gap). */
+  values: readonly number[];
+  /** CSS colour. */
+  color: string;
+}
+
+/** Options of {@link lineChartSVG}. */
+export interface LineChartOptions {
+  title: string;
+  /** x of each point (shared by all series). */
+  xs: readonly number[];
+  series: readonly LineSeries[];
+  xLabel?: string;
+  yLabel?: string;
+  /** Horizontal reference lines (e.g. the unigram entropy). */
+  refLines?: readonly { y: number; label: string; color?: string }[];
+  /** Lower end of the y axis (default: the data's minimum). */
+  yMin?: number;
+  width?: number;
+  height?: number;
+}
+
+const M = { left: 62, right: 16, top: 30, bottom: 44 };
+
+/** A line chart as an `<svg>` element string. */
+export function lineChartSVG(o: LineChartOptions): string {
+  const W = o.width ?? 640;
+  const H = o.height ?? 280;
+  const pw = W - M.left - M.right;
+  const ph = H - M.top - M.bottom;
+  if (o.xs.length === 0) throw new InputError(`lineChartSVG '${o.title}': no points`);
+  for (const s of o.series) {
+    if (s.values.length !== o.xs.length) throw new InputError(`lineChartSVG '${o.title}': series '${s.label}' has ${s.values.length} values for ${o.xs.length} x positions`);
+  }
+  const ys = [...o.series.flatMap((s) => s.values), ...(o.refLines ?? []).map((r) => r.y)].filter(Number.isFinite);
+  let yLo = o.yMin ?? Math.min(...ys);
+  let yHi = Math.max(...ys);
+  if (!(yHi > yLo)) {
+    yLo -= 0.5;
+    yHi += 0.5;
+  }
+  const xLo = o.xs[0]!;
+  const xHi = o.xs[o.xs.length - 1]! > xLo ? o.xs[o.xs.length - 1]! : xLo + 1;
+  const X = (x: number): number => M.left + ((x - xLo) / (xHi - xLo)) * pw;
+  const Y = (y: number): number => M.top + (1 - (y - yLo) / (yHi - yLo)) * ph;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
+  parts.push(`<title>${escapeXml(o.title)}</title>`);
+  parts.push(`<text x="${W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">${escapeXml(o.title)}</text>`);
+  parts.push(`<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`);
+  for (const t of niceTicks(yLo, yHi)) {
+    const y = Y(t).toFixed(1);
+    parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${y}" y2="${y}" stroke="#eee"/>`);
+    parts.push(`<text x="${M.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${fmtTick(t)}</text>`);
+  }
+  for (const t of niceTicks(xLo, xHi, 6)) {
+    const x = X(t).toFixed(1);
+    parts.push(`<line x1="${x}" x2="${x}" y1="${M.top + ph}" y2="${M.top + ph + 4}" stroke="#999"/>`);
+    parts.push(`<text x="${x}" y="${M.top + ph + 16}" text-anchor="middle">${fmtTick(t)}</text>`);
+  }
+  if (o.xLabel) parts.push(`<text x="${M.left + pw / 2}" y="${H - 8}" text-anchor="middle">${escapeXml(o.xLabel)}</text>`);
+  if (o.yLabel) parts.push(`<text transform="translate(14 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${escapeXml(o.yLabel)}</text>`);
+  for (const r of o.refLines ?? []) {
+    const y = Y(r.y).toFixed(1);
+    const c = r.color ?? '#888';
+    parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${y}" y2="${y}" stroke="${c}" stroke-dasharray="5 4"/>`);
+    parts.push(`<text x="${M.left + pw - 4}" y="${Number(y) - 4}" text-anchor="end" fill="${c}">${escapeXml(r.label)}</text>`);
+  }
+  o.series.forEach((s, k) => {
+    // a path that lifts the pen over non-finite values
+    let d = '';
+    let pen = false;
+    s.values.forEach((v, i) => {
+      if (!Number.isFinite(v)) {
+        pen = false;
+        return;
+      }
+      d += `${pen ? 'L' : 'M'}${X(o.xs[i]!).toFixed(1)} ${Y(Math.max(v, yLo)).toFixed(1)}`;
+      pen = true;
+    });
+    parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.5"/>`);
+    const ly = M.top + 12 + 14 * k;
+    parts.push(`<line x1="${M.left + 10}" x2="${M.left + 28}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"/>`);
+    parts.push(`<text x="${M.left + 32}" y="${ly}" dominant-baseline="middle">${escapeXml(s.label)}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('');
+}
+
+/** Options of {@link heatmapSVG}. */
+export interface HeatmapOptions {
+  title: string;
+  /** `columns[c][r]`: the value of row r in column c (all columns the same length). */
+  columns: readonly (readonly number[])[];
+  /** x value of each column (e.g. the last step of its bin). */
+  xs: readonly number[];
+  /** Value drawn white (default 1: an expert at the mean load). */
+  center?: number;
+  /** Value drawn full red (larger values clamp; default: the data's maximum). */
+  max?: number;
+  xLabel?: string;
+  rowLabel?: string;
+  width?: number;
+  height?: number;
+}
+
+/** Diverging colour: 0 → blue, `center` → white, ≥ `max` → red. */
+function divergingColor(v: number, center: number, max: number): string {
+  const lerp = (a: readonly number[], b: readonly number[], t: number): string =>
+    `rgb(${a.map((x, i) => Math.round(x + (b[i]! - x) * Math.min(1, Math.max(0, t)))).join(',')})`;
+  const white = [255, 255, 255];
+  return v <= center ? lerp([49, 54, 149], white, v / center) : lerp(white, [165, 0, 38], (v - center) / (max - center));
+}
+
+/** A heatmap (rows × columns of cells) with a colour legend, as an `<svg>` element string. */
+export function heatmapSVG(o: HeatmapOptions): string {
+  const cols = o.columns.length;
+  if (cols === 0) throw new InputError(`heatmapSVG '${o.title}': no columns`);
+  const rows = o.columns[0]!.length;
+  if (o.columns.some((c) => c.length !== rows)) throw new InputError(`heatmapSVG '${o.title}': columns differ in length`);
+  if (o.xs.length !== cols) throw new InputError(`heatmapSVG '${o.title}': ${o.xs.length} x values for ${cols} columns`);
+  const center = o.center ?? 1;
+  const max = Math.max(o.max ?? Math.max(...o.columns.flat().filter(Number.isFinite)), center * 1.0001);
+  const W = o.width ?? 640;
+  const H = o.height ?? Math.max(160, rows * 12 + 90);
+  const m = { left: 62, right: 70, top: 30, bottom: 44 };
+  const pw = W - m.left - m.right;
+  const ph = H - m.top - m.bottom;
+  const cw = pw / cols;
+  const rh = ph / rows;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11" shape-rendering="crispEdges">`);
+  parts.push(`<title>${escapeXml(o.title)}</title>`);
+  parts.push(`<text x="${W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold" shape-rendering="auto">${escapeXml(o.title)}</text>`);
+  o.columns.forEach((col, c) => {
+    col.forEach((v, r) => {
+      const fill = Number.isFinite(v) ? divergingColor(v, center, max) : '#ccc';
+      parts.push(`<rect x="${(m.left + c * cw).toFixed(2)}" y="${(m.top + r * rh).toFixed(2)}" width="${(cw + 0.05).toFixed(2)}" height="${(rh + 0.05).toFixed(2)}" fill="${fill}"/>`);
+    });
+  });
+  parts.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`);
+  const rowStep = Math.max(1, Math.ceil(rows / 16));
+  for (let r = 0; r < rows; r += rowStep) {
+    parts.push(`<text x="${m.left - 6}" y="${(m.top + (r + 0.5) * rh).toFixed(1)}" text-anchor="end" dominant-baseline="middle">${r}</text>`);
+  }
+  const xLo = o.xs[0]!;
+  const xHi = o.xs[cols - 1]!;
+  for (const t of niceTicks(xLo, xHi, 6)) {
+    const x = cols === 1 ? m.left + pw / 2 : m.left + cw / 2 + ((t - xLo) / (xHi - xLo)) * (pw - cw);
+    parts.push(`<text x="${x.toFixed(1)}" y="${m.top + ph + 16}" text-anchor="middle">${fmtTick(t)}</text>`);
+  }
+  if (o.xLabel) parts.push(`<text x="${m.left + pw / 2}" y="${H - 8}" text-anchor="middle">${escapeXml(o.xLabel)}</text>`);
+  if (o.rowLabel) parts.push(`<text transform="translate(14 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${escapeXml(o.rowLabel)}</text>`);
+  // legend: a vertical bar from max (top) through center to 0 (bottom)
+  const lx = W - m.right + 16;
+  const steps = 40;
+  for (let i = 0; i < steps; i++) {
+    const v = max * (1 - (i + 0.5) / steps);
+    parts.push(`<rect x="${lx}" y="${(m.top + (i * ph) / steps).toFixed(2)}" width="12" height="${(ph / steps + 0.05).toFixed(2)}" fill="${divergingColor(v, center, max)}"/>`);
+  }
+  const legend = (v: number, label: string): void => {
+    parts.push(`<text x="${lx + 16}" y="${(m.top + (1 - v / max) * ph).toFixed(1)}" dominant-baseline="middle">${escapeXml(label)}</text>`);
+  };
+  legend(max, fmtTick(max));
+  legend(center, fmtTick(center));
+  legend(0, '0');
+  parts.push('</svg>');
+  return parts.join('');
+}
