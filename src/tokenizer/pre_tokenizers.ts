@@ -13,10 +13,31 @@ export interface PreToken {
   origin: boolean;
 }
 
-/** A pre-tokenizer: maps the current pieces to finer pieces (never returns empty pieces). */
+/** Receives the pieces a pre-tokenizer produces, left to right. */
+export type PreTokenSink = (text: string, origin: boolean) => void;
+
+/** A pre-tokenizer: splits a piece into finer pieces (never emits an empty piece). */
 export interface TokenizerPreTokenizer {
-  /** Split every piece; pieces are processed left to right. */
+  /** Stream the pieces of one non-empty piece into `emit` (no intermediate arrays). */
+  each(text: string, origin: boolean, emit: PreTokenSink): void;
+  /** Array form of {@link TokenizerPreTokenizer.each} over several pieces. */
   preTokenize(pieces: PreToken[]): PreToken[];
+}
+
+/** Wrap a streaming split function; empty input pieces are skipped, as Rust filters them. */
+function preTokenizer(each: (text: string, origin: boolean, emit: PreTokenSink) => void): TokenizerPreTokenizer {
+  const guarded = (t: string, o: boolean, emit: PreTokenSink) => {
+    if (t.length > 0) each(t, o, emit);
+  };
+  return {
+    each: guarded,
+    preTokenize: (pieces) => {
+      const out: PreToken[] = [];
+      const emit: PreTokenSink = (text, origin) => out.push({ text, origin });
+      for (const p of pieces) guarded(p.text, p.origin, emit);
+      return out;
+    },
+  };
 }
 
 /** How matched delimiters are kept (Rust `SplitDelimiterBehavior`). */
@@ -63,8 +84,8 @@ function charSegments(pred: (cp: number) => boolean, text: string): Segments {
   return out;
 }
 
-/** Apply a split behaviour to segments and append the kept, non-empty pieces to `out`. */
-function splitInto(piece: PreToken, seg: Segments, behavior: SplitBehavior, out: PreToken[]): void {
+/** Apply a split behaviour to segments and emit the kept, non-empty pieces. */
+function splitInto(text: string, origin: boolean, seg: Segments, behavior: SplitBehavior, emit: PreTokenSink): void {
   const spans: number[] = []; // [start, end, remove]
   const n = seg.length / 3;
   if (behavior === 'Isolated') {
@@ -96,7 +117,7 @@ function splitInto(piece: PreToken, seg: Segments, behavior: SplitBehavior, out:
     const s = spans[k]!;
     const e = spans[k + 1]!;
     if (spans[k + 2] === 1 || s === e) continue;
-    out.push({ text: piece.text.slice(s, e), origin: piece.origin && s === 0 });
+    emit(text.slice(s, e), origin && s === 0);
   }
 }
 
@@ -104,24 +125,17 @@ function splitInto(piece: PreToken, seg: Segments, behavior: SplitBehavior, out:
  * Fast path of `Isolated` without `invert` (the DeepSeek-V3 and GPT-2 case): matches and the
  * gaps between them become pieces directly, same result as regexSegments + splitInto.
  */
-function splitIsolated(re: RegExp, piece: PreToken, out: PreToken[]): void {
-  const text = piece.text;
+function splitIsolated(re: RegExp, text: string, origin: boolean, emit: PreTokenSink): void {
   const m = findAllMatches(re, text);
   let prev = 0;
   for (let k = 0; k < m.length; k += 2) {
     const s = m[k]!;
     const e = m[k + 1]!;
-    if (prev < s) out.push({ text: text.slice(prev, s), origin: piece.origin && prev === 0 });
-    if (s < e) out.push({ text: text.slice(s, e), origin: piece.origin && s === 0 });
+    if (prev < s) emit(text.slice(prev, s), origin && prev === 0);
+    if (s < e) emit(text.slice(s, e), origin && s === 0);
     prev = e;
   }
-  if (prev < text.length) out.push({ text: prev === 0 ? text : text.slice(prev), origin: piece.origin && prev === 0 });
-}
-
-function mapPieces(pieces: PreToken[], f: (p: PreToken, out: PreToken[]) => void): PreToken[] {
-  const out: PreToken[] = [];
-  for (const p of pieces) if (p.text.length > 0) f(p, out);
-  return out;
+  if (prev < text.length) emit(prev === 0 ? text : text.slice(prev), origin && prev === 0);
 }
 
 function behaviorOf(v: unknown, where: string): SplitBehavior {
@@ -151,40 +165,37 @@ export function preTokenizerFromJSON(json: unknown): TokenizerPreTokenizer | nul
   const type = o['type'];
   switch (type) {
     case 'Sequence': {
-      const list = ((o['pretokenizers'] as unknown[]) ?? []).map((p) => preTokenizerFromJSON(p)!);
-      return { preTokenize: (pieces) => list.reduce((ps, p) => p.preTokenize(ps), pieces) };
+      return sequencePreTokenizer(((o['pretokenizers'] as unknown[]) ?? []).map((p) => preTokenizerFromJSON(p)!));
     }
     case 'Split': {
       const re = compileJsonPattern(o['pattern'], 'pre_tokenizer Split');
       const behavior = behaviorOf(o['behavior'], 'pre_tokenizer Split');
       const invert = o['invert'] === true;
-      if (behavior === 'Isolated' && !invert) return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitIsolated(re, p, out)) };
-      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, regexSegments(re, p.text, invert), behavior, out)) };
+      if (behavior === 'Isolated' && !invert) return preTokenizer((t, o, emit) => splitIsolated(re, t, o, emit));
+      return preTokenizer((t, o, emit) => splitInto(t, o, regexSegments(re, t, invert), behavior, emit));
     }
     case 'ByteLevel':
       return byteLevelPreTokenizer(o['add_prefix_space'] === true, o['use_regex'] !== false);
     case 'Digits': {
       const behavior: SplitBehavior = o['individual_digits'] === true ? 'Isolated' : 'Contiguous';
-      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, charSegments(isNumeric, p.text), behavior, out)) };
+      return preTokenizer((t, o, emit) => splitInto(t, o, charSegments(isNumeric, t), behavior, emit));
     }
     case 'Whitespace':
-      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, regexSegments(WHITESPACE_RE, p.text, true), 'Removed', out)) };
+      return preTokenizer((t, o, emit) => splitInto(t, o, regexSegments(WHITESPACE_RE, t, true), 'Removed', emit));
     case 'WhitespaceSplit':
-      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, charSegments(isWhitespace, p.text), 'Removed', out)) };
+      return preTokenizer((t, o, emit) => splitInto(t, o, charSegments(isWhitespace, t), 'Removed', emit));
     case 'Punctuation': {
       const behavior = o['behavior'] === undefined ? 'Isolated' : behaviorOf(o['behavior'], 'pre_tokenizer Punctuation');
-      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, charSegments(isPunctuation, p.text), behavior, out)) };
+      return preTokenizer((t, o, emit) => splitInto(t, o, charSegments(isPunctuation, t), behavior, emit));
     }
     case 'BertPreTokenizer':
-      return {
-        preTokenize: (ps) => {
-          const words = mapPieces(ps, (p, out) => splitInto(p, charSegments(isWhitespace, p.text), 'Removed', out));
-          return mapPieces(words, (p, out) => splitInto(p, charSegments(isPunctuation, p.text), 'Isolated', out));
-        },
-      };
+      return sequencePreTokenizer([
+        preTokenizer((t, o, emit) => splitInto(t, o, charSegments(isWhitespace, t), 'Removed', emit)),
+        preTokenizer((t, o, emit) => splitInto(t, o, charSegments(isPunctuation, t), 'Isolated', emit)),
+      ]);
     case 'CharDelimiterSplit': {
       const d = String(o['delimiter']).codePointAt(0);
-      return { preTokenize: (ps) => mapPieces(ps, (p, out) => splitInto(p, charSegments((cp) => cp === d, p.text), 'Removed', out)) };
+      return preTokenizer((t, o, emit) => splitInto(t, o, charSegments((cp) => cp === d, t), 'Removed', emit));
     }
     case 'Metaspace':
       return metaspacePreTokenizer(o);
@@ -195,26 +206,38 @@ export function preTokenizerFromJSON(json: unknown): TokenizerPreTokenizer | nul
 
 let gpt2Regex: RegExp | null = null;
 
+/**
+ * Sequence: each stage streams into the next. The stage sinks are built once; the final sink is
+ * swapped in per call (saved and restored, so nested use is safe).
+ */
+function sequencePreTokenizer(list: TokenizerPreTokenizer[]): TokenizerPreTokenizer {
+  let sink: PreTokenSink = () => {};
+  const stages: PreTokenSink[] = new Array(list.length + 1);
+  stages[list.length] = (t, o) => sink(t, o);
+  for (let i = list.length - 1; i >= 0; i--) {
+    const next = stages[i + 1]!;
+    const pt = list[i]!;
+    stages[i] = (t, o) => pt.each(t, o, next);
+  }
+  return preTokenizer((t, o, emit) => {
+    const saved = sink;
+    sink = emit;
+    try {
+      stages[0]!(t, o);
+    } finally {
+      sink = saved;
+    }
+  });
+}
+
 /** ByteLevel: optional prefix space, optional GPT-2 regex split, then bytes → alphabet chars. */
 function byteLevelPreTokenizer(addPrefixSpace: boolean, useRegex: boolean): TokenizerPreTokenizer {
   if (useRegex) gpt2Regex ??= compileOnigRegex(GPT2_SPLIT_PATTERN);
-  return {
-    preTokenize: (ps) => {
-      const out: PreToken[] = [];
-      for (const p of ps) {
-        if (p.text.length === 0) continue;
-        const prefixed = addPrefixSpace && !p.text.startsWith(' ') ? { text: ' ' + p.text, origin: p.origin } : p;
-        if (useRegex) {
-          const sub: PreToken[] = [];
-          splitIsolated(gpt2Regex!, prefixed, sub);
-          for (const s of sub) out.push({ text: toByteLevel(s.text), origin: s.origin });
-        } else {
-          out.push({ text: toByteLevel(prefixed.text), origin: prefixed.origin });
-        }
-      }
-      return out;
-    },
-  };
+  return preTokenizer((t, o, emit) => {
+    const text = addPrefixSpace && !t.startsWith(' ') ? ' ' + t : t;
+    if (useRegex) splitIsolated(gpt2Regex!, text, o, (s, so) => emit(toByteLevel(s), so));
+    else emit(toByteLevel(text), o);
+  });
 }
 
 /** Metaspace: spaces → replacement char, optional prepend (always/first/never), split before it. */
@@ -223,17 +246,13 @@ function metaspacePreTokenizer(o: Record<string, unknown>): TokenizerPreTokenize
   const repCp = rep.codePointAt(0)!;
   const scheme = metaspaceScheme(o);
   const split = o['split'] !== false;
-  return {
-    preTokenize: (ps) =>
-      mapPieces(ps, (p, out) => {
-        let t = p.text.replaceAll(' ', rep);
-        const prepend = scheme === 'always' || (scheme === 'first' && p.origin);
-        if (prepend && !t.startsWith(rep)) t = rep + t;
-        const q = { text: t, origin: p.origin };
-        if (split) splitInto(q, charSegments((cp) => cp === repCp, t), 'MergedWithNext', out);
-        else if (t.length > 0) out.push(q);
-      }),
-  };
+  return preTokenizer((text, origin, emit) => {
+    let t = text.replaceAll(' ', rep);
+    const prepend = scheme === 'always' || (scheme === 'first' && origin);
+    if (prepend && !t.startsWith(rep)) t = rep + t;
+    if (split) splitInto(t, origin, charSegments((cp) => cp === repCp, t), 'MergedWithNext', emit);
+    else emit(t, origin);
+  });
 }
 
 /** The Metaspace prepend scheme; old files only have `add_prefix_space` (true ⇒ always). */

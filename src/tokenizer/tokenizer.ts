@@ -13,7 +13,7 @@ import { byteLevelTokenBytes, decoderFromJSON, type TokenizerDecoder } from './d
 import { utf8DecodeLossy } from './byte_level.js';
 import { normalizerFromJSON, type TokenizerNormalizer } from './normalizers.js';
 import { postProcessorFromJSON, templatePostProcessor, type TokenizerPostProcessor } from './post_processors.js';
-import { preTokenizerFromJSON, type PreToken, type TokenizerPreTokenizer } from './pre_tokenizers.js';
+import { preTokenizerFromJSON, type TokenizerPreTokenizer } from './pre_tokenizers.js';
 import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat_template.js';
 
 /** Options of {@link Tokenizer.encode}. */
@@ -157,13 +157,12 @@ export class Tokenizer {
   encode(text: string, options: TokenizerEncodeOptions = {}): number[] {
     const ids: number[] = [];
     const s = toWellFormedString(text);
+    const model = this.model;
+    const toModel = (t: string) => model.tokenize(t, ids);
     for (const piece of this.addedSplits(s)) {
-      if (piece.id >= 0) {
-        ids.push(piece.id);
-        continue;
-      }
-      const pre: PreToken[] = this.preTokenizer === null ? [{ text: piece.text, origin: piece.origin }] : this.preTokenizer.preTokenize([{ text: piece.text, origin: piece.origin }]);
-      for (const p of pre) this.model.tokenize(p.text, ids);
+      if (piece.id >= 0) ids.push(piece.id);
+      else if (this.preTokenizer === null) model.tokenize(piece.text, ids);
+      else this.preTokenizer.each(piece.text, piece.origin, toModel);
     }
     return this.postProcessor === null ? ids : this.postProcessor.process(ids, options.addSpecialTokens !== false);
   }
