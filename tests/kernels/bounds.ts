@@ -12,9 +12,9 @@ export function expectWithin(got: ArrayLike<number>, ref: ArrayLike<number>, tol
   let worst = -1;
   let worstRatio = 0;
   for (let i = 0; i < ref.length; i++) {
+    if (got[i] === ref[i]) continue;
     const err = Math.abs(got[i]! - ref[i]!);
     const t = tol(i);
-    if (got[i] === ref[i]) continue;
     if (!(err <= t)) {
       bad++;
       const ratio = Number.isNaN(err) ? Infinity : err / t;
@@ -40,7 +40,6 @@ export class TestRng {
   }
   /** Uniform in [0, 1). */
   next(): number {
-    // mulberry32
     this.s = (this.s + 0x6d2b79f5) >>> 0;
     let t = this.s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
