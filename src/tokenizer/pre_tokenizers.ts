@@ -4,7 +4,7 @@
  */
 import { FormatError, UnsupportedError } from '../errors.js';
 import { GPT2_SPLIT_PATTERN, toByteLevel } from './byte_level.js';
-import { compileJsonPattern, compileOnigRegex, findAllMatches, isNewerThanRust, RUST_WORD_CLASS } from './regex.js';
+import { compileJsonPattern, compileOnigRegex, findAllMatches, forEachMatch, isNewerThanRust, RUST_WORD_CLASS } from './regex.js';
 import { RUST_PUNCTUATION } from './unicode_compat.js';
 
 /** A piece of text; `origin` is true when it starts at offset 0 of the original input. */
@@ -126,15 +126,12 @@ function splitInto(text: string, origin: boolean, seg: Segments, behavior: Split
  * gaps between them become pieces directly, same result as regexSegments + splitInto.
  */
 function splitIsolated(re: RegExp, text: string, origin: boolean, emit: PreTokenSink): void {
-  const m = findAllMatches(re, text);
   let prev = 0;
-  for (let k = 0; k < m.length; k += 2) {
-    const s = m[k]!;
-    const e = m[k + 1]!;
+  forEachMatch(re, text, (s, e) => {
     if (prev < s) emit(text.slice(prev, s), origin && prev === 0);
     if (s < e) emit(text.slice(s, e), origin && s === 0);
     prev = e;
-  }
+  });
   if (prev < text.length) emit(prev === 0 ? text : text.slice(prev), origin && prev === 0);
 }
 

@@ -448,36 +448,39 @@ export function compileOnigRegex(pattern: string): RegExp {
 }
 
 /**
- * Match spans of `re` over `text` as the Rust `onig` crate's `find_iter` yields them: leftmost
- * matches, scanning on after each; an empty match right where the previous match ended is
- * skipped (one code point further), exactly like `onig::FindMatches`.
- * Returns a flat array [start0, end0, start1, end1, ...] in UTF-16 indices.
+ * Visit the match spans of `re` (global) over `text` as the Rust `onig` crate's `find_iter`
+ * yields them: leftmost matches, scanning on after each; an empty match right where the previous
+ * match ended is skipped (one code point further), exactly like `onig::FindMatches`.
+ * `visit(start, end)` gets UTF-16 indices.
  */
-export function findAllMatches(re: RegExp, text: string): number[] {
-  const out: number[] = [];
+export function forEachMatch(re: RegExp, text: string, visit: (start: number, end: number) => void): void {
   re.lastIndex = 0;
   let lastEnd = -1;
   for (;;) {
     const m = re.exec(text);
-    if (m === null) break;
+    if (m === null) return;
     const s = m.index;
     const e = s + m[0].length;
-    if (s === e) {
-      // An empty match advances the scan by one code point.
-      const cp = text.codePointAt(e);
-      re.lastIndex = e + (cp !== undefined && cp > 0xffff ? 2 : 1);
-      if (e === lastEnd) {
-        if (e >= text.length) break;
-        continue;
-      }
-      out.push(s, e);
+    if (s < e) {
+      visit(s, e);
       lastEnd = e;
-      if (e >= text.length) break;
       continue;
     }
-    out.push(s, e);
-    lastEnd = e;
+    // An empty match advances the scan by one code point.
+    if (e !== lastEnd) {
+      visit(s, e);
+      lastEnd = e;
+    }
+    if (e >= text.length) return;
+    const cp = text.codePointAt(e)!;
+    re.lastIndex = e + (cp > 0xffff ? 2 : 1);
   }
+}
+
+/** {@link forEachMatch} collected as a flat array [start0, end0, start1, end1, ...]. */
+export function findAllMatches(re: RegExp, text: string): number[] {
+  const out: number[] = [];
+  forEachMatch(re, text, (s, e) => out.push(s, e));
   return out;
 }
 
