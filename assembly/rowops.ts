@@ -130,13 +130,10 @@ export function rmsnormBackward(x: usize, w: usize, rstd: usize, dy: usize, dx: 
   }
 }
 
-// max and log Σ exp(x − max) of one row; the sum is accumulated in f64.
-let rowLseMax: f32 = 0;
-function rowLogSumExp(x: usize, cols: i32): f32 {
-  const mx = rowMax(x, cols);
+// log Σ_j exp(x_j − max) of one row, given its max; the sum is accumulated in f64.
+function rowLogSumExp(x: usize, cols: i32, mx: f32): f32 {
   let sum: f64 = 0;
   for (let j = 0; j < cols; j++) sum += Mathf.exp(load<f32>(x + <usize>j * 4) - mx);
-  rowLseMax = mx;
   return <f32>Math.log(sum);
 }
 
@@ -152,8 +149,9 @@ export function crossEntropyForward(logits: usize, targets: usize, losses: usize
       continue;
     }
     const xr = logits + <usize>r * vocab * 4;
-    const lse = rowLogSumExp(xr, vocab);
-    store<f32>(losses + <usize>r * 4, lse - (load<f32>(xr + <usize>t * 4) - rowLseMax));
+    const mx = rowMax(xr, vocab);
+    const lse = rowLogSumExp(xr, vocab, mx);
+    store<f32>(losses + <usize>r * 4, lse - (load<f32>(xr + <usize>t * 4) - mx));
   }
 }
 
@@ -163,8 +161,8 @@ export function crossEntropyBackward(logits: usize, targets: usize, dlogits: usi
     const t = load<i32>(targets + <usize>r * 4);
     if (t == ignoreIndex) continue;
     const o = <usize>r * vocab * 4;
-    const lse = rowLogSumExp(logits + o, vocab);
-    const shift = rowLseMax + lse;
+    const mx = rowMax(logits + o, vocab);
+    const shift = mx + rowLogSumExp(logits + o, vocab, mx);
     for (let j = 0; j < vocab; j++) {
       const q = o + <usize>j * 4;
       const p = Mathf.exp(load<f32>(logits + q) - shift);
