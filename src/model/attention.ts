@@ -67,8 +67,9 @@ export interface MLAOptions {
 
 /**
  * What the forward keeps for the backward (naive form; both paths compute the same function,
- * so an absorbed forward also builds the naive K and V when saving). `x` is referenced, not
- * copied: the caller must not overwrite it before the backward.
+ * so an absorbed forward also builds the naive k_nope and V when saving). `x` is referenced, not
+ * copied: the caller must not overwrite it before the backward. Q = [q_nope ; q_pe] and
+ * K = [k_nope ; k_pe] are kept as their two parts (k_pe once per token, not per head).
  */
 export interface MLASaved {
   B: number;
@@ -87,10 +88,14 @@ export interface MLASaved {
   rstdKv: FloatArray;
   /** ĉ = kv_a_layernorm(c) [B·S, C], the input of kv_b_proj. */
   cHat: FloatArray;
-  /** Q = [q_nope ; RoPE(q_pe)] [B, H, S, n+R]. */
-  Q: FloatArray;
-  /** K = [k_nope ; RoPE(k_pe)] [B, H, S, n+R]. */
-  K: FloatArray;
+  /** q_nope [B, H, S, n]. */
+  qNope: FloatArray;
+  /** RoPE(q_pe) [B, H, S, R]. */
+  qPe: FloatArray;
+  /** k_nope [B, H, S, n]. */
+  kNope: FloatArray;
+  /** RoPE(k_pe) [B, S, R], the one rope key of each token, shared by every head. */
+  kPe: FloatArray;
   /** values [B, H, S, V]. */
   Vh: FloatArray;
   /** softmax probabilities [B, H, S, S]. */
@@ -225,24 +230,29 @@ function positions(B: number, H: number, S: number, startPos: number): Int32Arra
   return pos;
 }
 
-/**
- * Naive-form Q, K, V of a cache-free call (keys = the S new tokens):
- * Q [B,H,S,n+R] = [q_nope ; q_pe], K [B,H,S,n+R] = [k_nope ; k_pe] (k_pe broadcast to every head), V [B,H,S,V].
- */
-function naiveQKV(dm: Dims, B: number, S: number, qNope: FloatArray, qPe: FloatArray, kv: FloatArray, kPe: FloatArray) {
-  const { H, n, R, V, qk } = dm;
-  const dtype = dtypeOf(qNope);
-  const Q = allocate(dtype, B * H * S * qk);
-  const K = allocate(dtype, B * H * S * qk);
+/** Per-head keys and values of the new tokens from kv [B, S, H, n+V] (head h = [k_nope | v]): k_nope [B,H,S,n], V [B,H,S,V]. */
+function naiveKV(dm: Dims, B: number, S: number, kv: FloatArray): { kNope: FloatArray; Vh: FloatArray } {
+  const { H, n, V } = dm;
+  const dtype = dtypeOf(kv);
+  const kNope = allocate(dtype, B * H * S * n);
   const Vh = allocate(dtype, B * H * S * V);
-  copyBlocks(headMajor(qNope, 0, n, H, S), headMajor(Q, 0, qk, H, S), B, H, S, n);
-  copyBlocks(headMajor(qPe, 0, R, H, S), headMajor(Q, n, qk, H, S), B, H, S, R);
-  // kv: [B, S, H, n+V], head h = [k_nope | v]
-  copyBlocks(tokenMajor(kv, 0, n + V, H, S), headMajor(K, 0, qk, H, S), B, H, S, n);
+  copyBlocks(tokenMajor(kv, 0, n + V, H, S), headMajor(kNope, 0, n, H, S), B, H, S, n);
   copyBlocks(tokenMajor(kv, n, n + V, H, S), headMajor(Vh, 0, V, H, S), B, H, S, V);
-  // k_pe [B, S, R] is one vector per token, shared by all heads (head stride 0)
-  copyBlocks(tokenMajor(kPe, 0, R, 0, S), headMajor(K, n, qk, H, S), B, H, S, R);
-  return { Q, K, Vh };
+  return { kNope, Vh };
+}
+
+/**
+ * scores[b, h] += q_pe[b, h]·k_pe[b]ᵀ for keys t < T: k_pe [B, Tcap, R] is shared by the heads, so each batch
+ * row is one [H·S, R]·[T, R]ᵀ matmul (no per-head copy of k_pe).
+ */
+function addRopeScores(dm: Dims, B: number, S: number, T: number, Tcap: number, qPe: FloatArray, kPe: FloatArray, scores: FloatArray): void {
+  const { H, R } = dm;
+  const k = kernelsFor(dtypeOf(qPe));
+  for (let b = 0; b < B; b++) {
+    const qP = qPe.subarray(b * H * S * R, (b + 1) * H * S * R);
+    const kP = kPe.subarray(b * Tcap * R, (b * Tcap + T) * R);
+    k.matmul('nt', qP, kP, scores.subarray(b * H * S * T, (b + 1) * H * S * T), H * S, T, R, true);
+  }
 }
 
 /** Transposes head-major [B, H, S, w] into token-major [B, S, H, w] for a trace. */
@@ -342,7 +352,7 @@ export function mlaForward(
   const keyPos0 = cache ? 0 : startPos;
   const scores = allocate(dtype, B * H * S * T); // [B, H, S, T]
   const O = allocate(dtype, B * H * S * V); // head outputs [B, H, S, V]
-  let naive: { Q: FloatArray; K: FloatArray; Vh: FloatArray } | null = null;
+  let naive: { kNope: FloatArray; Vh: FloatArray } | null = null;
   let vKeys: FloatArray | null = null; // naive path: values [B, H, Tcap, V] (first T rows used)
   let vStride = 0; // Tcap·V
   const kvW = H * (n + V);
@@ -351,24 +361,29 @@ export function mlaForward(
     // kv = kv_b_proj(ĉ): [B, S, H, n+V], head h = [k_nope | v]
     kv = allocate(dtype, N * kvW);
     k.matmul('nt', cHat, w.kv_b_proj.data, kv, N, kvW, C);
-    naive = naiveQKV(dm, B, S, qNope, qPe, kv, kPe);
+    naive = naiveKV(dm, B, S, kv);
   }
 
   if (attn === 'naive') {
     trace?.(`${prefix}.kv_b_proj:out`, [B, S, H, n + V], kv!);
-    const { Q, K, Vh } = naive!;
+    const { kNope, Vh } = naive!;
     if (cache && cache.attn === 'naive') {
-      // write k = [k_nope ; k_pe] and v of the new tokens at [startPos, startPos+S) of the head-major
-      // cache, then attend over its first T rows per (b, h) (slab stride maxLen·width)
+      // write k = [k_nope ; k_pe] (k_pe broadcast to every head) and v of the new tokens at [startPos, startPos+S)
+      // of the head-major cache, then attend with Q = [q_nope ; q_pe] over its first T rows per (b, h)
       const Tc = cache.maxLen;
-      copyBlocks(headMajor(K, 0, qk, H, S), headMajor(cache.k, startPos * qk, qk, H, Tc), B, H, S, qk);
+      copyBlocks(headMajor(kNope, 0, n, H, S), headMajor(cache.k, startPos * qk, qk, H, Tc), B, H, S, n);
+      copyBlocks(tokenMajor(kPe, 0, R, 0, S), headMajor(cache.k, startPos * qk + n, qk, H, Tc), B, H, S, R);
       copyBlocks(headMajor(Vh, 0, V, H, S), headMajor(cache.v, startPos * V, V, H, Tc), B, H, S, V);
+      const Q = allocate(dtype, N * H * qk);
+      copyBlocks(headMajor(qNope, 0, n, H, S), headMajor(Q, 0, qk, H, S), B, H, S, n);
+      copyBlocks(headMajor(qPe, 0, R, H, S), headMajor(Q, n, qk, H, S), B, H, S, R);
       k.matmulBatched('nt', Q, cache.k, scores, B * H, S, T, qk, false, Tc * qk);
       vKeys = cache.v;
       vStride = Tc * V;
     } else {
-      // A = Q·Kᵀ per (b, h): [S, T]
-      k.matmulBatched('nt', Q, K, scores, B * H, S, T, qk);
+      // A = Q·Kᵀ = q_nope·k_nopeᵀ + q_pe·k_peᵀ per (b, h): [S, T] (in two parts: no concatenated Q, K to build)
+      k.matmulBatched('nt', qNope, kNope, scores, B * H, S, T, n);
+      addRopeScores(dm, B, S, T, S, qPe, kPe, scores);
       vKeys = Vh;
       vStride = T * V;
     }
@@ -389,16 +404,14 @@ export function mlaForward(
     const qAbs = allocate(dtype, H * S * C); // q̃ of one batch row: [H, S, C]
     for (let b = 0; b < B; b++) {
       const qN = qNope.subarray(b * H * S * n, (b + 1) * H * S * n);
-      const qP = qPe.subarray(b * H * S * R, (b + 1) * H * S * R);
       const cB = keysC.subarray(b * Tcap * C, (b * Tcap + T) * C);
-      const rB = keysR.subarray(b * Tcap * R, (b * Tcap + T) * R);
       const sc = scores.subarray(b * H * S * T, (b + 1) * H * S * T);
       // q̃[h] = q_nope[h] · W_UK[h]: [S, n]·[n, C]
       k.matmulBatched('nn', qN, Wkvb, qAbs, H, S, C, n, false, (n + V) * C);
-      // A = q̃·ĉᵀ + q_pe·k_peᵀ, rows (h, s): [H·S, T]
+      // A = q̃·ĉᵀ (+ q_pe·k_peᵀ below), rows (h, s): [H·S, T]
       k.matmul('nt', qAbs, cB, sc, H * S, T, C);
-      k.matmul('nt', qP, rB, sc, H * S, T, R, true);
     }
+    addRopeScores(dm, B, S, T, Tcap, qPe, keysR, scores);
   }
 
   // scale, then the general causal mask: key t (position keyPos0 + t) is visible iff keyPos0 + t ≤ startPos + s
@@ -439,7 +452,7 @@ export function mlaForward(
   trace?.(`${prefix}:out`, [B, S, d], out);
 
   const saved: MLASaved | null = save
-    ? { B, S, startPos, rope, x, cq, rstdQ, cqn, latent, rstdKv, cHat, Q: naive!.Q, K: naive!.K, Vh: naive!.Vh, P, oFlat }
+    ? { B, S, startPos, rope, x, cq, rstdQ, cqn, latent, rstdKv, cHat, qNope, qPe, kNope: naive!.kNope, kPe, Vh: naive!.Vh, P, oFlat }
     : null;
   return { out, saved };
 }
@@ -453,7 +466,7 @@ export function mlaBackward(config: ModelConfig, w: MLAWeights, grads: MLAWeight
   const dtype = dtypeOf(dout);
   const k = kernelsFor(dtype);
   const { d, H, n, R, V, C, qr, qk } = dimsOf(config);
-  const { B, S, startPos, rope, x, P, Q, K, Vh } = saved;
+  const { B, S, startPos, rope, x, P, qNope, qPe, kNope, kPe, Vh } = saved;
   const N = B * S;
   const T = S;
   if (dout.length !== N * d) throw new ShapeError(`mlaBackward: dout has ${dout.length} elements, expected B·S·d = ${B}·${S}·${d}`);
@@ -475,21 +488,29 @@ export function mlaBackward(config: ModelConfig, w: MLAWeights, grads: MLAWeight
   const dVh = allocate(dtype, B * H * T * V);
   k.matmulBatched('tn', P, dO, dVh, B * H, T, V, S);
 
-  // P = softmax(A), A = τ·Q·Kᵀ + mask:  dA = softmaxᵀ(dP) (0 where masked, P = 0 there), d(QKᵀ) = τ·dA
+  // P = softmax(A), A = τ·(q_nope·k_nopeᵀ + q_pe·k_peᵀ) + mask:  dA = softmaxᵀ(dP) (0 where masked, P = 0 there), then ·τ
   const dA = allocate(dtype, B * H * S * T);
   k.softmaxBackward(P, dP, dA, B * H * S, T);
   k.scale(dA, tau, dA.length);
-  const dQ = allocate(dtype, N * H * qk); // [B, H, S, n+R]
-  k.matmulBatched('nn', dA, K, dQ, B * H, S, qk, T);
-  const dK = allocate(dtype, N * H * qk); // [B, H, T, n+R]
-  k.matmulBatched('tn', dA, Q, dK, B * H, T, qk, S);
+  // per (b, h): dq_nope = dA·k_nope, dk_nope = dAᵀ·q_nope
+  const dqNope = allocate(dtype, N * H * n); // [B, H, S, n]
+  k.matmulBatched('nn', dA, kNope, dqNope, B * H, S, n, T);
+  const dkNope = allocate(dtype, N * H * n); // [B, H, T, n]
+  k.matmulBatched('tn', dA, qNope, dkNope, B * H, T, n, S);
+  // k_pe is shared by the heads: per b, with rows (h, s) of dA as one [H·S, T] matrix,
+  // dq_pe = dA·k_pe and dk_pe = dAᵀ·q_pe (the sum over heads is part of the reduction)
+  const dqPe = allocate(dtype, N * H * R); // [B, H, S, R]
+  const dkPe = allocate(dtype, N * R); // [B, T, R]
+  for (let b = 0; b < B; b++) {
+    const dAb = dA.subarray(b * H * S * T, (b + 1) * H * S * T);
+    k.matmul('nn', dAb, kPe.subarray(b * T * R, (b + 1) * T * R), dqPe.subarray(b * H * S * R, (b + 1) * H * S * R), H * S, R, T);
+    k.matmul('tn', dAb, qPe.subarray(b * H * S * R, (b + 1) * H * S * R), dkPe.subarray(b * T * R, (b + 1) * T * R), T, R, H * S);
+  }
 
-  // K = [k_nope ; k_pe broadcast over heads], v:  back to kv [B, S, H, n+V] and dk_pe [B, S, R] (summed over heads)
+  // back to kv [B, S, H, n+V], head h = [k_nope | v]
   const dkv = allocate(dtype, N * H * (n + V));
-  copyBlocks(headMajor(dK, 0, qk, H, T), tokenMajor(dkv, 0, n + V, H, T), B, H, T, n);
+  copyBlocks(headMajor(dkNope, 0, n, H, T), tokenMajor(dkv, 0, n + V, H, T), B, H, T, n);
   copyBlocks(headMajor(dVh, 0, V, H, T), tokenMajor(dkv, n, n + V, H, T), B, H, T, V);
-  const dkPe = allocate(dtype, N * R);
-  copyBlocks(headMajor(dK, n, qk, H, T), tokenMajor(dkPe, 0, R, 0, T), B, H, T, R, true);
 
   // kv = ĉ·W_kvbᵀ:  dW_kvb += dkvᵀ·ĉ;  dĉ = dkv·W_kvb
   k.matmul('tn', dkv, saved.cHat, grads.kv_b_proj.data, H * (n + V), C, N, true);
@@ -506,12 +527,10 @@ export function mlaBackward(config: ModelConfig, w: MLAWeights, grads: MLAWeight
   k.matmul('tn', dkva, x, grads.kv_a_proj_with_mqa.data, C + R, d, N, true);
   k.matmul('nn', dkva, w.kv_a_proj_with_mqa.data, dx, N, d, C + R, true);
 
-  // Q = [q_nope ; RoPE(q_pe)] per head, from q [B, S, H, n+R]
-  const dqPe = allocate(dtype, N * H * R);
-  copyBlocks(headMajor(dQ, n, qk, H, S), headMajor(dqPe, 0, R, H, S), B, H, S, R);
+  // q [B, S, H, n+R] = [q_nope ; q_pe] per head, q_pe rotated
   k.rope(dqPe, dqPe, rope.cos, rope.sin, positions(B, H, S, startPos), N * H, R, true);
   const dq = allocate(dtype, N * H * qk);
-  copyBlocks(headMajor(dQ, 0, qk, H, S), tokenMajor(dq, 0, qk, H, S), B, H, S, n);
+  copyBlocks(headMajor(dqNope, 0, n, H, S), tokenMajor(dq, 0, qk, H, S), B, H, S, n);
   copyBlocks(headMajor(dqPe, 0, R, H, S), tokenMajor(dq, n, qk, H, S), B, H, S, R);
 
   if (qr > 0) {
