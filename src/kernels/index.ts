@@ -14,6 +14,7 @@ export interface BackendInfo {
   float64: string;
 }
 
+/** Backends `useBackend` accepts: the plain-TypeScript kernels or the WebAssembly SIMD kernels. */
 export type BackendName = 'js' | 'wasm';
 
 // The one piece of global mutable state the library has: the explicit backend choice.

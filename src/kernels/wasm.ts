@@ -72,6 +72,9 @@ interface WasmExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
   relaxedSimd(): number;
+  LAYOUT_NN: WebAssembly.Global;
+  LAYOUT_NT: WebAssembly.Global;
+  LAYOUT_TN: WebAssembly.Global;
   matmul(layout: number, a: number, b: number, c: number, m: number, n: number, k: number, accumulate: number): void;
   softmaxForward(x: number, y: number, rows: number, cols: number): number;
   softmaxBackward(y: number, dy: number, dx: number, rows: number, cols: number): void;
@@ -87,8 +90,6 @@ interface WasmExports {
   scale(x: number, alpha: number, n: number): void;
   axpy(alpha: number, x: number, y: number, n: number): void;
 }
-
-const LAYOUT_CODE: Record<MatmulLayout, number> = { nn: 0, nt: 1, tn: 2 };
 
 // The wasm build is f32-only: an f64 array is a caller error, never silently run in js.
 function f32(x: FloatArray, name: string, kernel: string): Float32Array {
@@ -115,6 +116,7 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
     throw new BackendError(`the embedded ${name} binary reports relaxedSimd() = ${ex.relaxedSimd()}; rebuild with npm run build:wasm`);
   }
   const arena = new WasmArena(ex.memory, ex.heapBase());
+  const layoutCode: Record<MatmulLayout, number> = { nn: ex.LAYOUT_NN.value, nt: ex.LAYOUT_NT.value, tn: ex.LAYOUT_TN.value };
 
   function matmulBatched<T extends FloatArray>(
     layout: MatmulLayout,
@@ -129,7 +131,7 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
     bStride = k * n,
   ): void {
     const K = 'matmul';
-    const code = LAYOUT_CODE[layout];
+    const code = Object.hasOwn(layoutCode, layout) ? layoutCode[layout] : undefined;
     if (code === undefined) throw new InputError(`${K}: unknown layout '${String(layout)}': expected 'nn', 'nt' or 'tn'`);
     const A = f32(a, 'a', K);
     const B = f32(b, 'b', K);
