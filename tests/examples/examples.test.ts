@@ -13,7 +13,13 @@ import { ensureBuilt, ROOT } from '../cli/helpers.js';
 
 beforeAll(ensureBuilt, 180_000);
 
-function runExample(file: string): { code: number; stdout: string; stderr: string } {
+interface ExampleRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runExample(file: string): ExampleRun {
   const r = spawnSync(process.execPath, [join(ROOT, 'examples', file)], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   if (r.error) throw r.error;
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
@@ -28,7 +34,10 @@ function exampleBody(file: string): string {
 }
 
 describe('examples/quickstart.mjs', () => {
-  const run = runExample('quickstart.mjs');
+  let run: ExampleRun;
+  beforeAll(() => {
+    run = runExample('quickstart.mjs'); // after ensureBuilt (file-level beforeAll runs first)
+  });
   const tiny = getPreset('tiny');
 
   it('exits 0 with nothing on stderr', () => {
@@ -70,5 +79,49 @@ describe('examples/quickstart.mjs', () => {
   it('is the code the README shows', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     expect(readme).toContain(exampleBody('quickstart.mjs'));
+  });
+});
+
+describe('examples/train_tiny.mjs', () => {
+  let run: ExampleRun;
+  let steps: { step: number; total: number; main: number; mtp: number; lr: number; maxOverMean: number }[];
+  beforeAll(() => {
+    run = runExample('train_tiny.mjs');
+    steps = [...run.stdout.matchAll(/step (\d+) loss ([\d.]+) \(main ([\d.]+), mtp ([\d.]+)\) lr ([\d.e+-]+) \|g\| ([\d.]+) max\/mean load ([\d.]+)/g)].map((m) => ({
+    step: Number(m[1]),
+    total: Number(m[2]),
+    main: Number(m[3]),
+    mtp: Number(m[4]),
+    lr: Number(m[5]),
+    maxOverMean: Number(m[7]),
+    }));
+  });
+
+  it('exits 0 with nothing on stderr and says which f32 kernels ran', () => {
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^f32 kernels: wasm-(relaxed-)?simd\n/);
+  });
+
+  it('reports steps 1, 10, 20, 30 with the scheduled lr, and the loss falls', () => {
+    expect(steps.map((s) => s.step)).toEqual([1, 10, 20, 30]);
+    // warmup: step 1 of 5 gives peak/5; afterwards the cosine stays within [min, peak]
+    expect(steps[0]!.lr).toBeCloseTo(3e-3 / 5, 6);
+    for (const s of steps.slice(1)) expect(s.lr >= 3e-4 && s.lr <= 3e-3).toBe(true);
+    // at init the main CE is ≈ ln 256 = 5.55; 30 steps on byte-level text learn at least the byte frequencies
+    expect(Math.abs(steps[0]!.main - Math.log(256))).toBeLessThan(0.1);
+    expect(steps[3]!.main).toBeLessThan(steps[0]!.main - 1);
+    for (const s of steps) expect(s.maxOverMean >= 1 && Number.isFinite(s.maxOverMean)).toBe(true);
+  });
+
+  it('bias balancing (γ = 0.01) lowers the max/mean expert load between steps 10 and 30', () => {
+    expect(steps[3]!.maxOverMean).toBeLessThan(steps[1]!.maxOverMean);
+  });
+
+  it('moves the router bias both ways (overloaded experts down, underloaded up)', () => {
+    const m = /router bias after 30 steps: min (-?[\d.]+) max (-?[\d.]+)/.exec(run.stdout);
+    expect(m).not.toBeNull();
+    expect(Number(m![1])).toBeLessThan(0);
+    expect(Number(m![2])).toBeGreaterThan(0);
   });
 });
