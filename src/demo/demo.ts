@@ -138,7 +138,10 @@ export function runDemo(corpus: Uint8Array | string, options: Partial<DemoOption
     biasGamma: o.biasGamma,
     mtpLambda: o.mtpLambda,
     lossOptions: { mtp: true, balanceAlpha: o.balanceAlpha },
-    onStep: (report) => hooks.onStep?.(history.add(report), report),
+    onStep: (report) => {
+      const recorded = history.add(report);
+      hooks.onStep?.(recorded, report);
+    },
   });
   const before = heldOutLoss(model, held, { seqLen: o.seqLen, maxWindows: HELD_OUT_WINDOWS });
   const t1 = performance.now();
