@@ -180,13 +180,14 @@ export function moeBackward(
   if (dout.length !== N * d) throw new ShapeError(`MoE dout has ${dout.length} elements, expected N·d = ${N}·${d}`);
   const dtype = dtypeOf(dout);
   const indices = gate.indices;
-  const dx = allocate(dtype, N * d);
 
-  // shared: out += Shared(x)
+  // shared: out += Shared(x); its fresh dx is where the routed and gate parts accumulate (saves a zero + add pass)
+  let dx: FloatArray;
   if (w.shared_experts !== null) {
     if (grads.shared_experts === null || saved.shared === null) throw new WeightsError('MoE backward: shared expert gradients or saved state missing');
-    const dxs = mlpBackward(w.shared_experts, grads.shared_experts, saved.shared, dout);
-    for (let i = 0; i < N * d; i++) dx[i] = dx[i]! + dxs[i]!;
+    dx = mlpBackward(w.shared_experts, grads.shared_experts, saved.shared, dout);
+  } else {
+    dx = allocate(dtype, N * d);
   }
 
   // out_t += w[t,k]·ye:  dweights[t,k] = ⟨dout_t, ye⟩,  dye = w[t,k]·dout_t
