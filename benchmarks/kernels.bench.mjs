@@ -32,8 +32,9 @@ const xnnSimd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
 const support = wasmSupport();
 const impls = [jsKernels, await loadWasmKernels({ variant: 'simd' })];
 if (support.relaxedSimd) impls.push(await loadWasmKernels({ variant: 'relaxed-simd' }));
+const { cpus } = await import('node:os');
 console.log(
-  `node ${process.version}; wasm: ${impls.slice(1).map((k) => k.name).join(', ')}${support.relaxedSimd ? '' : ' (relaxed SIMD unavailable)'}; ` +
+  `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} logical CPUs); node ${process.version}; wasm: ${impls.slice(1).map((k) => k.name).join(', ')}${support.relaxedSimd ? '' : ' (relaxed SIMD unavailable)'}; ` +
     `XNNPACK: tfjs-backend-wasm ${tfwasm.version_wasm}, SIMD ${xnnSimd}, threads ${tfwasm.getThreadsCount()}`,
 );
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BackendError, ShapeError } from '../../src/errors.js';
+import { BackendError, InputError, ShapeError } from '../../src/errors.js';
 import { jsKernels } from '../../src/kernels/js.js';
 import { loadWasmKernels } from '../../src/kernels/wasm.js';
 import { TestRng } from './bounds.js';
@@ -61,11 +61,14 @@ describe('wasm linear memory', () => {
     expect(K.memoryBytes()).toBe(grown);
   });
 
-  it('rejects f64 arrays (f32-only build) and arrays shorter than the call needs', async () => {
+  it('rejects f64 arrays (f32-only build), arrays shorter than the call needs, unknown layouts', async () => {
     const K = await loadWasmKernels({ variant: 'simd' });
     expect(() => K.add(new Float64Array(4), new Float64Array(4), new Float64Array(4), 4)).toThrow(BackendError);
     expect(() => K.matmul('nn', new Float32Array(5), new Float32Array(6), new Float32Array(6), 2, 3, 3)).toThrow(ShapeError);
     expect(() => K.matmul('nn', new Float32Array(5), new Float32Array(6), new Float32Array(6), 2, 3, 3)).toThrow(/'a' has 5 elements, the call needs 6/);
+    const one = new Float32Array(1);
+    expect(() => K.matmul('tt' as never, one, one, one, 1, 1, 1)).toThrow(InputError);
+    expect(() => K.matmul('constructor' as never, one, one, one, 1, 1, 1)).toThrow(InputError);
   });
 
   it('k = 0 gives C = 0 (or leaves C when accumulating); empty m or n is a no-op', async () => {
