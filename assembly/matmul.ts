@@ -200,6 +200,55 @@ function microKernel(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, add: b
   }
 }
 
+// Fewer rows than a micro-kernel tile (decode: one token): packing B would cost as much as the
+// product and most tile rows would be padding, so these read A and B in place.
+const SMALL_M: i32 = 4;
+
+// 'nt', m < 4: C[i,j] (+)= A[i,:]·B[j,:], dot products over contiguous rows.
+function matmulSmallNT(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, accumulate: bool): void {
+  for (let i = 0; i < m; i++) {
+    const ai = a + <usize>i * k * 4;
+    for (let j = 0; j < n; j++) {
+      const bj = b + <usize>j * k * 4;
+      let acc0 = f32x4.splat(0);
+      let acc1 = f32x4.splat(0);
+      let p = 0;
+      for (; p + 8 <= k; p += 8) {
+        const q = <usize>p * 4;
+        acc0 = madd(v128.load(ai + q), v128.load(bj + q), acc0);
+        acc1 = madd(v128.load(ai + q, 16), v128.load(bj + q, 16), acc1);
+      }
+      const acc = f32x4.add(acc0, acc1);
+      let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+      for (; p < k; p++) s += load<f32>(ai + <usize>p * 4) * load<f32>(bj + <usize>p * 4);
+      const cq = c + (<usize>i * n + j) * 4;
+      store<f32>(cq, accumulate ? load<f32>(cq) + s : s);
+    }
+  }
+}
+
+// 'nn' and 'tn', m < 4: C[i,:] (+)= Σ_p op(A)[i,p]·B[p,:], row updates over contiguous rows of B.
+function matmulSmallRows(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, accumulate: bool): void {
+  for (let i = 0; i < m; i++) {
+    const ci = c + <usize>i * n * 4;
+    if (!accumulate) memory.fill(ci, 0, <usize>n * 4);
+    for (let p = 0; p < k; p++) {
+      const aip = load<f32>(a + (layout == LAYOUT_TN ? <usize>p * m + i : <usize>i * k + p) * 4);
+      const va = f32x4.splat(aip);
+      const bp = b + <usize>p * n * 4;
+      let j = 0;
+      for (; j + 4 <= n; j += 4) {
+        const q = <usize>j * 4;
+        v128.store(ci + q, madd(va, v128.load(bp + q), v128.load(ci + q)));
+      }
+      for (; j < n; j++) {
+        const q = <usize>j * 4;
+        store<f32>(ci + q, load<f32>(ci + q) + aip * load<f32>(bp + q));
+      }
+    }
+  }
+}
+
 /**
  * C[M,N] (+)= op(A)·op(B) on row-major f32 matrices at byte addresses a, b, c (see LAYOUT_*).
  * `accumulate` = 0 overwrites C, 1 adds to it.
@@ -208,6 +257,11 @@ export function matmul(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i32
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     if (!accumulate) memory.fill(c, 0, <usize>m * n * 4);
+    return;
+  }
+  if (m < SMALL_M) {
+    if (layout == LAYOUT_NT) matmulSmallNT(a, b, c, m, n, k, accumulate != 0);
+    else matmulSmallRows(layout, a, b, c, m, n, k, accumulate != 0);
     return;
   }
   const ldc = <usize>n * 4;
