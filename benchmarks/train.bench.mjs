@@ -4,8 +4,10 @@
 // OpenBLAS 1 thread; target ≥ 0.5×). Prints tokens/s by wall clock (median and best step) and by the process's CPU
 // time (user + system: on a shared, loaded machine it is what the step costs, the wall clock also counts waiting
 // for a core), and the per-phase breakdown from `lossAndGrads({ profile })` plus the optimizer.
-// Run: npm run build:ts && node benchmarks/train.bench.mjs   (or through benchmarks/run.mjs: npm run bench -- train)
-import { AdamW, DeepSeekV3, backendInfo, getPreset, initWeights, useBackend } from '../dist/index.js';
+// With --kernels it then times every f32 kernel call of 3 more steps by kernel and shape, and the time outside the
+// kernels (JS loops, copies, allocation), to show the next optimisation target.
+// Run: npm run build:ts && node benchmarks/train.bench.mjs [--kernels]   (or: npm run bench -- train)
+import { AdamW, DeepSeekV3, backendInfo, getPreset, initWeights, kernelsFor, useBackend } from '../dist/index.js';
 
 const PYTORCH_TOKENS_PER_SECOND = 1000;
 
@@ -46,8 +48,61 @@ function timeSteps(model, optimizer, batch, { warmup, steps, lr }) {
   return { wall, cpu, phases };
 }
 
+/**
+ * Wraps every method of the f32 kernel set to sum its time by kernel, layout and shape while `on()`; returns the
+ * stats and the switch. Benchmark-only instrumentation (it reassigns the kernel object's methods).
+ */
+function instrumentKernels() {
+  const kern = kernelsFor('float32');
+  const stats = new Map();
+  let active = false;
+  for (const name of Object.keys(kern)) {
+    const f = kern[name];
+    if (typeof f !== 'function' || name === 'memoryBytes') continue;
+    kern[name] = function (...args) {
+      if (!active) return f.apply(this, args);
+      const t0 = performance.now();
+      const r = f.apply(this, args);
+      const ms = performance.now() - t0;
+      let key = name;
+      if (name === 'matmul') key += ` ${args[0]} ${args[4]}×${args[5]}×${args[6]}${args[7] ? ' +=' : ''}`;
+      if (name === 'matmulBatched') key += ` ${args[0]} ${args[4]}·(${args[5]}×${args[6]}×${args[7]})`;
+      const st = stats.get(key) ?? { calls: 0, ms: 0 };
+      st.calls++;
+      st.ms += ms;
+      stats.set(key, st);
+      return r;
+    };
+  }
+  return { stats, on: (v) => (active = v) };
+}
+
+/** Times `steps` steps with every kernel call timed; prints time by kernel and the largest call kinds. */
+function kernelBreakdown(model, optimizer, batch, steps, top = 15) {
+  const { stats, on } = instrumentKernels();
+  on(true);
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) optimizer.step(model.lossAndGrads(batch, { mtp: false, balanceAlpha: 0 }).grads, 1e-4);
+  const total = (performance.now() - t0) / steps;
+  on(false);
+  const byKernel = new Map();
+  let inKernels = 0;
+  for (const [key, st] of stats) {
+    const k = key.split(' ')[0];
+    byKernel.set(k, (byKernel.get(k) ?? 0) + st.ms / steps);
+    inKernels += st.ms / steps;
+  }
+  const pct = (ms) => `${ms.toFixed(1)} ms (${((ms / total) * 100).toFixed(0)}%)`;
+  console.log(`  kernels (wall, mean of ${steps} instrumented steps of ${total.toFixed(0)} ms): outside kernels ${pct(total - inKernels)}`);
+  console.log(`  ${[...byKernel].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${pct(ms)}`).join(', ')}`);
+  for (const [key, st] of [...stats].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) {
+    console.log(`  ${(st.ms / steps).toFixed(1).padStart(7)} ms ${String(st.calls / steps).padStart(5)} calls  ${key}`);
+  }
+  return { totalMs: total, outsideKernelsMs: total - inKernels, byKernelMs: Object.fromEntries(byKernel) };
+}
+
 /** Runs the training-step benchmark; returns the figures (also printed). */
-export async function run({ backend = 'wasm', B = 4, T = 128, warmup = 2, steps = 8 } = {}) {
+export async function run({ backend = 'wasm', B = 4, T = 128, warmup = 2, steps = 8, kernels = false } = {}) {
   try {
     await useBackend(backend);
   } catch (e) {
@@ -89,7 +144,8 @@ export async function run({ backend = 'wasm', B = 4, T = 128, warmup = 2, steps 
     console.log(`  ${phase.padEnd(24)} ${ms.toFixed(1).padStart(7)} ${((ms / total) * 100).toFixed(1).padStart(6)}`);
   }
   console.log(`  ${'total'.padEnd(24)} ${total.toFixed(1).padStart(7)}`);
+  if (kernels) results.kernels = kernelBreakdown(model, optimizer, batch, 3);
   return results;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await run();
+if (import.meta.url === `file://${process.argv[1]}`) await run({ kernels: process.argv.includes('--kernels') });

@@ -418,8 +418,9 @@ export function mlaForward(
   for (let r = 0; r < B * H; r++) {
     for (let s = 0; s < S; s++) {
       const o = (r * S + s) * T;
-      const last = startPos + s - keyPos0; // last visible key index
-      for (let t = 0; t < T; t++) scores[o + t] = t <= last ? scores[o + t]! * tau : -Infinity;
+      const visible = Math.max(0, Math.min(T, startPos + s - keyPos0 + 1)); // keys 0..visible−1
+      for (let t = 0; t < visible; t++) scores[o + t] = scores[o + t]! * tau;
+      scores.fill(-Infinity, o + visible, o + T); // two branch-free loops: the mask is a prefix per row
     }
   }
   trace?.(`${prefix}:attn_scores`, [B, H, S, T], scores);
