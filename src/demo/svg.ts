@@ -25,7 +25,8 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
 function fmtTick(v: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
-  return a >= 1e4 || a < 1e-3 ? v.toExponential(0) : String(Number(v.toPrecision(4)));
+  const r = Number(v.toPrecision(4));
+  return a >= 1e4 || a < 1e-3 ? r.toExponential() : String(r);
 }
 
 /** One curve of a {@link lineChartSVG}. */
@@ -72,6 +73,7 @@ export function lineChartSVG(o: LineChartOptions): string {
     yLo -= 0.5;
     yHi += 0.5;
   }
+  yHi += 0.05 * (yHi - yLo); // headroom: a curve at the maximum stays visible below the frame
   const xLo = o.xs[0]!;
   const xHi = o.xs[o.xs.length - 1]! > xLo ? o.xs[o.xs.length - 1]! : xLo + 1;
   const X = (x: number): number => M.left + ((x - xLo) / (xHi - xLo)) * pw;
@@ -99,7 +101,7 @@ export function lineChartSVG(o: LineChartOptions): string {
     parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${y}" y2="${y}" stroke="${c}" stroke-dasharray="5 4"/>`);
     parts.push(`<text x="${M.left + pw - 4}" y="${Number(y) - 4}" text-anchor="end" fill="${c}">${escapeXml(r.label)}</text>`);
   }
-  o.series.forEach((s, k) => {
+  for (const s of o.series) {
     // a path that lifts the pen over non-finite values
     let d = '';
     let pen = false;
@@ -112,9 +114,15 @@ export function lineChartSVG(o: LineChartOptions): string {
       pen = true;
     });
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.5"/>`);
+  }
+  // legend over the curves, on a slightly transparent white box in the top-right corner
+  const legendW = 40 + 6.2 * Math.max(0, ...o.series.map((s) => s.label.length));
+  const lx = M.left + pw - 4 - legendW;
+  parts.push(`<rect x="${lx.toFixed(0)}" y="${M.top + 4}" width="${legendW.toFixed(0)}" height="${14 * o.series.length + 4}" fill="#fff" fill-opacity="0.85" stroke="#ddd"/>`);
+  o.series.forEach((s, k) => {
     const ly = M.top + 12 + 14 * k;
-    parts.push(`<line x1="${M.left + 10}" x2="${M.left + 28}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"/>`);
-    parts.push(`<text x="${M.left + 32}" y="${ly}" dominant-baseline="middle">${escapeXml(s.label)}</text>`);
+    parts.push(`<line x1="${(lx + 6).toFixed(0)}" x2="${(lx + 24).toFixed(0)}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"/>`);
+    parts.push(`<text x="${(lx + 30).toFixed(0)}" y="${ly}" dominant-baseline="middle">${escapeXml(s.label)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('');
