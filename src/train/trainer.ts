@@ -4,7 +4,7 @@
  */
 import { InputError } from '../errors.js';
 import type { LossOptions, TokenBatch } from '../model/model.js';
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
 import { GradientAccumulator, countTargets } from './accumulate.js';
 import { AdamW, type AdamWOptions } from './adamw.js';
 import { loadStats, updateRouterBias, type LoadStats } from './bias_update.js';
@@ -150,14 +150,18 @@ export class Trainer {
     const nGlobal = targets.reduce((a, b) => a + b, 0);
     if (nGlobal === 0) throw new InputError(`Trainer step ${this.stepCount + 1}: the global batch has no non-ignored targets`);
 
-    this.accumulator.zero();
+    // one micro-batch: its gradient is the step's (weight exactly 1), used as is without the accumulator's zero + axpy passes
+    const single = batches.length === 1;
+    let singleGrads: Map<string, Tensor> | null = null;
+    if (!single) this.accumulator.zero();
     const loss: LossParts = { main: 0, mtp: 0, balance: 0, total: 0 };
     const loads = new Map<string, Int32Array>();
     let tokens = 0;
     batches.forEach((batch, k) => {
       const r = this.model.lossAndGrads(batch, lossOpts);
       const w = targets[k]! / nGlobal;
-      this.accumulator.add(r.grads, w);
+      if (single) singleGrads = this.trainableGrads(r.grads);
+      else this.accumulator.add(r.grads, w);
       loss.main += w * r.loss.main;
       loss.mtp += w * r.loss.mtp;
       loss.balance += w * r.loss.balance;
@@ -171,7 +175,7 @@ export class Trainer {
       tokens += batch.B * batch.T;
     });
 
-    const grads = this.accumulator.grads;
+    const grads = singleGrads ?? this.accumulator.grads;
     const gradNorm = clipGradNorm(grads, this.opts.maxGradNorm ?? 1.0);
     this.optimizer.step(grads, lr);
     // bias update after the optimizer step, outside autograd (SPEC §5.2)
@@ -198,6 +202,16 @@ export class Trainer {
     };
     this.opts.onStep?.(report);
     return report;
+  }
+
+  /** The gradients of the optimizer's parameters (what the accumulator would hold): missing ones are zeros. */
+  private trainableGrads(grads: Map<string, Tensor>): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const name of this.optimizer.names) {
+      const p = this.model.weights.get(name)!;
+      out.set(name, grads.get(name) ?? Tensor.zeros(p.shape, p.dtype));
+    }
+    return out;
   }
 
   /** Runs `steps` optimizer steps; returns their reports. */
