@@ -4,8 +4,8 @@
 // slice of B is packed into 8-column panels (kc×8, contiguous) and each MC-row block of A into
 // 4-row panels (kc×4), zero-padded at the edges. A 4×8 micro-kernel then holds its 32 outputs
 // in 8 v128 registers (V8 spills beyond 4×8: x64 has 16 xmm registers) while it streams four
-// A broadcasts and two B vectors per k step. Packing is also where the three layouts are handled, so
-// one micro-kernel serves nn, nt and tn.
+// A broadcasts and two B vectors per k step. Packing is also where the three layouts are
+// handled, so one micro-kernel serves nn, nt and tn. Products with m < 4 skip all of this.
 
 /** Layout codes passed from the JS side. */
 export const LAYOUT_NN: i32 = 0; // A [M,K], B [K,N]
