@@ -27,6 +27,8 @@ export interface AddedSplit {
   id: number;
   /** True when the piece starts at offset 0 of the input. */
   origin: boolean;
+  /** Start of the piece in the text that was split (UTF-16 index). */
+  start: number;
 }
 
 // Rust regex crate classes used by AddedVocabulary: `\w` is Alphabetic|M|Nd|Pc|Join_Control, `\s` White_Space.
@@ -126,7 +128,7 @@ export class AddedVocabulary {
 /** Rust `AddedVocabulary::find_matches` + `split_with_indices` (empty pieces are dropped by the caller). */
 function splitOn(m: LeftmostLongest, text: string, origin: boolean, out: AddedSplit[]): void {
   if (m.empty || text.length === 0) {
-    out.push({ text, id: -1, origin });
+    out.push({ text, id: -1, origin, start: 0 });
     return;
   }
   let startOffset = 0;
@@ -147,9 +149,9 @@ function splitOn(m: LeftmostLongest, text: string, origin: boolean, out: AddedSp
       start = Math.max(newStart, startOffset);
     }
     if (tok.rstrip === true) stop += LEADING_SPACE.exec(text.slice(stop))![0].length;
-    if (startOffset < start) out.push({ text: text.slice(startOffset, start), id: -1, origin: origin && startOffset === 0 });
-    out.push({ text: text.slice(start, stop), id: tok.id, origin: origin && start === 0 });
+    if (startOffset < start) out.push({ text: text.slice(startOffset, start), id: -1, origin: origin && startOffset === 0, start: startOffset });
+    out.push({ text: text.slice(start, stop), id: tok.id, origin: origin && start === 0, start });
     startOffset = stop;
   }
-  if (startOffset !== text.length) out.push({ text: text.slice(startOffset), id: -1, origin: origin && startOffset === 0 });
+  if (startOffset !== text.length) out.push({ text: text.slice(startOffset), id: -1, origin: origin && startOffset === 0, start: startOffset });
 }

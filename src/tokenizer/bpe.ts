@@ -9,6 +9,17 @@
  * (e.g. a CJK paragraph without punctuation) is not quadratic.
  */
 import { FormatError } from '../errors.js';
+import { toByteLevel } from './byte_level.js';
+
+/** UTF-8 length of a well-formed string. */
+function utf8ByteLength(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c < 0xdc00 ? 4 : c >= 0xdc00 && c < 0xe000 ? 0 : 3;
+  }
+  return n;
+}
 
 /** Options of the BPE model as stored in tokenizer.json. */
 export interface BpeModelConfig {
@@ -41,6 +52,8 @@ export class BpeModel {
   private readonly merges: PairTable;
   private readonly pairBase: number;
   private readonly cache = new Map<string, number[]>();
+  private readonly spanCacheBytes = new SpanCache();
+  private readonly spanCachePlain = new SpanCache();
   private readonly unkId: number | null;
   private readonly unkToken: string | null;
   private readonly prefix: string | null;
@@ -108,6 +121,8 @@ export class BpeModel {
   /** Forget cached words (results never depend on the cache; this is for benchmarks and memory). */
   clearCache(): void {
     this.cache.clear();
+    this.spanCacheBytes.clear();
+    this.spanCachePlain.clear();
   }
 
   /** Encode one pre-token (already in the model's alphabet) to ids, appending to `out`. */
@@ -118,10 +133,7 @@ export class BpeModel {
       for (let k = 0; k < hit.length; k++) out.push(hit[k]!);
       return;
     }
-    let ids: number[];
-    const whole = this.ignoreMerges ? this.vocab.get(word) : undefined;
-    if (whole !== undefined) ids = [whole];
-    else ids = this.mergeWord(word);
+    const ids = this.encodeWord(word).ids;
     if (word.length < CACHE_MAX_WORD) {
       if (this.cache.size >= CACHE_CAPACITY) this.cache.clear();
       this.cache.set(word, ids);
@@ -129,24 +141,54 @@ export class BpeModel {
     for (let k = 0; k < ids.length; k++) out.push(ids[k]!);
   }
 
+  /**
+   * Encode the piece `text[start, end)`, mapped to the byte-level alphabet first when `byteLevel`
+   * (the fast path: the word cache is keyed by the piece itself, so a cache hit neither creates a
+   * substring nor maps it).
+   */
+  tokenizeSpan(text: string, start: number, end: number, byteLevel: boolean, out: number[]): void {
+    const cache = byteLevel ? this.spanCacheBytes : this.spanCachePlain;
+    if (cache.lookup(text, start, end, out)) return;
+    const piece = text.slice(start, end);
+    const ids = this.encodeWord(byteLevel ? toByteLevel(piece) : piece).ids;
+    if (end - start < CACHE_MAX_WORD) cache.store(piece, ids);
+    for (let k = 0; k < ids.length; k++) out.push(ids[k]!);
+  }
+
+  /**
+   * Ids of a word and, per id, its length in UTF-8 BYTES of the word (Rust `Word` symbol lengths,
+   * from which Rust derives token offsets). Not cached.
+   */
+  encodeWord(word: string): { ids: number[]; lens: number[] } {
+    const whole = this.ignoreMerges ? this.vocab.get(word) : undefined;
+    if (whole !== undefined) return { ids: [whole], lens: [utf8ByteLength(word)] };
+    return this.mergeWord(word);
+  }
+
   /** The initial symbols of a word: characters with prefix/suffix, byte fallback, unknown token. */
-  private initialSymbols(w: string): number[] {
+  private initialSymbols(w: string, lens: number[]): number[] {
     const syms: number[] = [];
     let unk: number | null = null; // pending (possibly fused) unknown
+    let unkLen = 0;
     let i = 0;
     while (i < w.length) {
       const cp = w.codePointAt(i)!;
       const ch = cp > 0xffff ? w.slice(i, i + 2) : w[i]!;
       const isFirst = i === 0;
       i += ch.length;
+      const byteLen = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
       let s = ch;
       if (!isFirst && this.prefix !== null) s = this.prefix + s;
       if (i === w.length && this.suffix !== null) s = s + this.suffix;
       const id = this.vocab.get(s);
       if (id !== undefined) {
-        if (unk !== null) syms.push(unk);
+        if (unk !== null) {
+          syms.push(unk);
+          lens.push(unkLen);
+        }
         unk = null;
         syms.push(id);
+        lens.push(byteLen);
         continue;
       }
       if (this.byteFallback) {
@@ -158,25 +200,41 @@ export class BpeModel {
           ids.push(bid);
         }
         if (ids.length === bytes.length) {
-          // Rust pushes byte tokens without flushing a pending unknown first.
-          syms.push(...ids);
+          // Rust pushes byte tokens (length 1 each, prefix/suffix bytes included) without flushing a pending unknown first.
+          for (const bid of ids) {
+            syms.push(bid);
+            lens.push(1);
+          }
           continue;
         }
       }
       if (this.unkId !== null) {
-        if (unk !== null && !this.fuseUnk) syms.push(unk);
+        if (unk !== null && this.fuseUnk) {
+          unkLen += byteLen;
+        } else {
+          if (unk !== null) {
+            syms.push(unk);
+            lens.push(unkLen);
+          }
+          unkLen = byteLen;
+        }
         unk = this.unkId;
       }
     }
-    if (unk !== null) syms.push(unk);
+    if (unk !== null) {
+      syms.push(unk);
+      lens.push(unkLen);
+    }
     return syms;
   }
 
   /** The merge loop (Rust `Word::merge_all` without dropout). */
-  private mergeWord(w: string): number[] {
-    const sym = this.initialSymbols(w);
+  private mergeWord(w: string): { ids: number[]; lens: number[] } {
+    const lens0: number[] = [];
+    const sym = this.initialSymbols(w, lens0);
     const n = sym.length;
-    if (n < 2) return sym;
+    if (n < 2) return { ids: sym, lens: lens0 };
+    const len = Int32Array.from(lens0);
     const next = new Int32Array(n);
     const prev = new Int32Array(n);
     const alive = new Uint8Array(n).fill(1);
@@ -197,6 +255,7 @@ export class BpeModel {
       if (this.merges.get(sym[pos]!, sym[right]!) !== m) continue;
       const newId = m % this.pairBase;
       sym[pos] = newId;
+      len[pos] += len[right]!;
       alive[right] = 0;
       next[pos] = next[right]!;
       if (next[pos]! >= 0) prev[next[pos]!] = pos;
@@ -211,9 +270,13 @@ export class BpeModel {
         if (mq >= 0) heap.push(mq, pos);
       }
     }
-    const out: number[] = [];
-    for (let k = 0; k !== -1; k = next[k]!) out.push(sym[k]!);
-    return out;
+    const ids: number[] = [];
+    const lens: number[] = [];
+    for (let k = 0; k !== -1; k = next[k]!) {
+      ids.push(sym[k]!);
+      lens.push(len[k]!);
+    }
+    return { ids, lens };
   }
 }
 
@@ -315,5 +378,62 @@ class MergeHeap {
       }
     }
     return top;
+  }
+}
+
+/**
+ * Word cache keyed by a span of a larger string: open addressing over an FNV-1a hash of the
+ * span's UTF-16 units, keys compared unit by unit, so a lookup allocates nothing. Cleared when
+ * half full (the cache never changes results).
+ */
+class SpanCache {
+  private static readonly BITS = 17;
+  private keys: Array<string | undefined> = new Array(1 << SpanCache.BITS);
+  private hashes = new Int32Array(1 << SpanCache.BITS);
+  private values: number[][] = new Array(1 << SpanCache.BITS);
+  private count = 0;
+  private readonly mask = (1 << SpanCache.BITS) - 1;
+
+  private static hash(text: string, start: number, end: number): number {
+    let h = 0x811c9dc5 | 0;
+    for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    return h;
+  }
+
+  clear(): void {
+    if (this.count === 0) return;
+    this.keys = new Array(1 << SpanCache.BITS);
+    this.values = new Array(1 << SpanCache.BITS);
+    this.hashes.fill(0);
+    this.count = 0;
+  }
+
+  /** Append the cached ids of `text[start, end)` to `out`; false on a miss. */
+  lookup(text: string, start: number, end: number, out: number[]): boolean {
+    const h = SpanCache.hash(text, start, end);
+    const n = end - start;
+    for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
+      const k = this.keys[i];
+      if (k === undefined) return false;
+      if (this.hashes[i] !== h || k.length !== n) continue;
+      let j = 0;
+      while (j < n && k.charCodeAt(j) === text.charCodeAt(start + j)) j++;
+      if (j < n) continue;
+      const v = this.values[i]!;
+      for (let t = 0; t < v.length; t++) out.push(v[t]!);
+      return true;
+    }
+  }
+
+  /** Remember the ids of `key` (not already present). */
+  store(key: string, ids: number[]): void {
+    if (this.count >= (this.mask + 1) >> 1) this.clear();
+    const h = SpanCache.hash(key, 0, key.length);
+    let i = h & this.mask;
+    while (this.keys[i] !== undefined) i = (i + 1) & this.mask;
+    this.keys[i] = key;
+    this.hashes[i] = h;
+    this.values[i] = ids;
+    this.count++;
   }
 }

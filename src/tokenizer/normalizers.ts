@@ -1,22 +1,30 @@
 /**
  * tokenizer.json normalizers: string → string transforms applied to each piece of text that is
  * not an added token matched on the raw input (Rust `tokenizers` `normalizers::*`).
- * Alignments are not tracked (this library reports ids and tokens, not offsets).
+ * Each normalizer also has an offset-tracking form ({@link NormalizedText}) that follows Rust's
+ * `NormalizedString` alignment rules, used by `Tokenizer.encodeWithOffsets`.
  */
 import { UnsupportedError } from '../errors.js';
 import { compileJsonPattern, findAllMatches } from './regex.js';
 import { RUST_COMBINING_MARKS } from './unicode_compat.js';
+import type { NormalizedText } from './normalized_text.js';
+import { normalizeWithChanges } from './unicode_alignments.js';
 
 /** A normalizer: a pure string transform. */
 export interface TokenizerNormalizer {
   /** Normalize one piece of text. */
   normalize(text: string): string;
+  /** The same transform on offset-tracked text (same resulting text, Rust's alignments). */
+  normalizeTracked(text: NormalizedText): NormalizedText;
 }
 
 const LEADING_WS = /^\p{White_Space}+/u;
 const TRAILING_WS = /\p{White_Space}+$/u;
 /** Rust StripAccents' combining marks (exact set of its tables, which predate JS's). */
 const COMBINING = new RegExp(`[${RUST_COMBINING_MARKS}]`, 'gv');
+const COMBINING_ONE = new RegExp(`^[${RUST_COMBINING_MARKS}]$`, 'v');
+const WHITE_SPACE_ONE = /^\p{White_Space}$/u;
+const isWhiteSpace = (cp: number) => WHITE_SPACE_ONE.test(String.fromCodePoint(cp));
 
 /** Replace every match of `re` by `content` (Rust `NormalizedString::replace` over `find_matches`). */
 export function replaceAll(text: string, re: RegExp, content: string): string {
@@ -39,13 +47,16 @@ export function normalizerFromJSON(json: unknown): TokenizerNormalizer | null {
   switch (type) {
     case 'Sequence': {
       const list = ((o['normalizers'] as unknown[]) ?? []).map((n) => normalizerFromJSON(n)!);
-      return { normalize: (t: string) => list.reduce((s: string, n) => n.normalize(s), t) };
+      return {
+        normalize: (t: string) => list.reduce((s: string, n) => n.normalize(s), t),
+        normalizeTracked: (t) => list.reduce((s: NormalizedText, n) => n.normalizeTracked(s), t),
+      };
     }
     case 'NFC':
     case 'NFD':
     case 'NFKC':
     case 'NFKD':
-      return { normalize: (t) => t.normalize(type) };
+      return { normalize: (t) => t.normalize(type), normalizeTracked: (t) => t.transform(normalizeWithChanges(t.text, type), 0) };
     case 'Lowercase':
       // Rust lower-cases char by char (no final-sigma rule), unlike String.prototype.toLowerCase on a word.
       return {
@@ -54,6 +65,7 @@ export function normalizerFromJSON(json: unknown): TokenizerNormalizer | null {
           for (const ch of t) out += ch.toLowerCase();
           return out;
         },
+        normalizeTracked: (t) => t.lowercase(),
       };
     case 'Strip': {
       const left = o['strip_left'] === true;
@@ -65,19 +77,20 @@ export function normalizerFromJSON(json: unknown): TokenizerNormalizer | null {
           if (right) s = s.replace(TRAILING_WS, '');
           return s;
         },
+        normalizeTracked: (t) => t.strip(left, right, isWhiteSpace),
       };
     }
     case 'StripAccents':
       // Removes combining marks; meaningful after NFD/NFKD, as in Rust.
-      return { normalize: (t) => t.replace(COMBINING, '') };
+      return { normalize: (t) => t.replace(COMBINING, ''), normalizeTracked: (t) => t.filter((cp) => !COMBINING_ONE.test(String.fromCodePoint(cp))) };
     case 'Prepend': {
       const p = String(o['prepend']);
-      return { normalize: (t) => (t.length === 0 ? t : p + t) };
+      return { normalize: (t) => (t.length === 0 ? t : p + t), normalizeTracked: (t) => t.prepend(p) };
     }
     case 'Replace': {
       const re = compileJsonPattern(o['pattern'], 'normalizer Replace');
       const content = String(o['content']);
-      return { normalize: (t) => replaceAll(t, re, content) };
+      return { normalize: (t) => replaceAll(t, re, content), normalizeTracked: (t) => t.replace(findAllMatches(re, t.text), content) };
     }
     default:
       throw new UnsupportedError(`tokenizer.json normalizer '${String(type)}' is not supported`);

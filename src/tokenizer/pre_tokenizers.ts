@@ -3,7 +3,9 @@
  * encodes independently (Rust `tokenizers` `pre_tokenizers::*`, `NormalizedString::split`).
  */
 import { FormatError, UnsupportedError } from '../errors.js';
-import { GPT2_SPLIT_PATTERN, toByteLevel } from './byte_level.js';
+import { BYTE_TO_CHAR, GPT2_SPLIT_PATTERN, toByteLevel, utf8Encode } from './byte_level.js';
+import { nativeMatcher, type NativeMatcher } from './native_patterns.js';
+import type { NormalizedText } from './normalized_text.js';
 import { compileJsonPattern, compileOnigRegex, findAllMatches, forEachMatch, isNewerThanRust, RUST_WORD_CLASS } from './regex.js';
 import { RUST_PUNCTUATION } from './unicode_compat.js';
 
@@ -16,16 +18,42 @@ export interface PreToken {
 /** Receives the pieces a pre-tokenizer produces, left to right. */
 export type PreTokenSink = (text: string, origin: boolean) => void;
 
+/** Receives the spans [start, end) (UTF-16 indices) of the pieces a cutting stage produces. */
+export type SpanSink = (start: number, end: number) => void;
+
+/** A stage that only cuts a piece `text[start, end)` into non-empty sub-pieces, in order. */
+export type Cutter = (text: string, start: number, end: number, emit: SpanSink) => void;
+
+/**
+ * The pre-tokenizer as index arithmetic, when it only cuts text and, at most, maps each final
+ * piece to the byte-level alphabet: the fast `encode` path runs it on the input without creating
+ * a substring per piece.
+ */
+export interface SpanPlan {
+  /** Cutting stages, applied in order to each piece of the previous stage. */
+  cutters: Cutter[];
+  /** Whether each final piece is mapped to the byte-level alphabet (ByteLevel last). */
+  byteLevel: boolean;
+}
+
 /** A pre-tokenizer: splits a piece into finer pieces (never emits an empty piece). */
 export interface TokenizerPreTokenizer {
   /** Stream the pieces of one non-empty piece into `emit` (no intermediate arrays). */
   each(text: string, origin: boolean, emit: PreTokenSink): void;
   /** Array form of {@link TokenizerPreTokenizer.each} over several pieces. */
   preTokenize(pieces: PreToken[]): PreToken[];
+  /** The offset-tracking form (Rust `PreTokenizedString::split` on `NormalizedString`s). */
+  eachTracked(text: NormalizedText, emit: (piece: NormalizedText) => void): void;
+  /** The span form, or null when a stage changes the text other than by a final byte-level map. */
+  readonly plan: SpanPlan | null;
 }
 
-/** Wrap a streaming split function; empty input pieces are skipped, as Rust filters them. */
-function preTokenizer(each: (text: string, origin: boolean, emit: PreTokenSink) => void): TokenizerPreTokenizer {
+/** Build a pre-tokenizer from its three forms; empty input pieces are skipped, as Rust filters them. */
+function preTokenizer(
+  each: (text: string, origin: boolean, emit: PreTokenSink) => void,
+  eachTracked: (text: NormalizedText, emit: (piece: NormalizedText) => void) => void,
+  plan: SpanPlan | null,
+): TokenizerPreTokenizer {
   const guarded = (t: string, o: boolean, emit: PreTokenSink) => {
     if (t.length > 0) each(t, o, emit);
   };
@@ -37,6 +65,27 @@ function preTokenizer(each: (text: string, origin: boolean, emit: PreTokenSink) 
       for (const p of pieces) guarded(p.text, p.origin, emit);
       return out;
     },
+    eachTracked: (t, emit) => {
+      if (t.text.length > 0) eachTracked(t, emit);
+    },
+    plan,
+  };
+}
+
+/** A pre-tokenizer that only cuts: all three forms from the cutter. */
+function cutting(cut: Cutter): TokenizerPreTokenizer {
+  return preTokenizer(
+    (text, origin, emit) => cut(text, 0, text.length, (s, e) => emit(s === 0 && e === text.length ? text : text.slice(s, e), origin && s === 0)),
+    (t, emit) => cut(t.text, 0, t.text.length, (s, e) => emit(t.slice(s, e))),
+    { cutters: [cut], byteLevel: false },
+  );
+}
+
+/** Run a cutter written for whole strings on `text[start, end)`. */
+function onPiece(cut: (piece: string, emit: SpanSink) => void): Cutter {
+  return (text, start, end, emit) => {
+    const piece = start === 0 && end === text.length ? text : text.slice(start, end);
+    cut(piece, start === 0 ? emit : (s, e) => emit(start + s, start + e));
   };
 }
 
@@ -84,8 +133,8 @@ function charSegments(pred: (cp: number) => boolean, text: string): Segments {
   return out;
 }
 
-/** Apply a split behaviour to segments and emit the kept, non-empty pieces. */
-function splitInto(text: string, origin: boolean, seg: Segments, behavior: SplitBehavior, emit: PreTokenSink): void {
+/** Apply a split behaviour to segments and emit the spans of the kept, non-empty pieces. */
+function splitInto(seg: Segments, behavior: SplitBehavior, emit: SpanSink): void {
   const spans: number[] = []; // [start, end, remove]
   const n = seg.length / 3;
   if (behavior === 'Isolated') {
@@ -117,22 +166,36 @@ function splitInto(text: string, origin: boolean, seg: Segments, behavior: Split
     const s = spans[k]!;
     const e = spans[k + 1]!;
     if (spans[k + 2] === 1 || s === e) continue;
-    emit(text.slice(s, e), origin && s === 0);
+    emit(s, e);
   }
 }
 
 /**
- * Fast path of `Isolated` without `invert` (the DeepSeek-V3 and GPT-2 case): matches and the
- * gaps between them become pieces directly, same result as regexSegments + splitInto.
+ * `Isolated` without `invert` (the DeepSeek-V3 and GPT-2 case): matches and the gaps between them
+ * become pieces directly, same result as regexSegments + splitInto. Uses the native matcher of
+ * the pattern when there is one, else the translated RegExp on the piece.
  */
-function splitIsolated(re: RegExp, text: string, origin: boolean, emit: PreTokenSink): void {
-  let prev = 0;
-  forEachMatch(re, text, (s, e) => {
-    if (prev < s) emit(text.slice(prev, s), origin && prev === 0);
-    if (s < e) emit(text.slice(s, e), origin && s === 0);
-    prev = e;
+function isolatedCutter(re: RegExp, native: NativeMatcher | null): Cutter {
+  if (native !== null) {
+    return (text, start, end, emit) => {
+      let prev = start;
+      native(text, start, end, (s, e) => {
+        if (prev < s) emit(prev, s);
+        emit(s, e);
+        prev = e;
+      });
+      if (prev < end) emit(prev, end);
+    };
+  }
+  return onPiece((text, emit) => {
+    let prev = 0;
+    forEachMatch(re, text, (s, e) => {
+      if (prev < s) emit(prev, s);
+      if (s < e) emit(s, e);
+      prev = e;
+    });
+    if (prev < text.length) emit(prev, text.length);
   });
-  if (prev < text.length) emit(prev === 0 ? text : text.slice(prev), origin && prev === 0);
 }
 
 function behaviorOf(v: unknown, where: string): SplitBehavior {
@@ -160,6 +223,7 @@ export function preTokenizerFromJSON(json: unknown): TokenizerPreTokenizer | nul
   if (json === null || json === undefined) return null;
   const o = json as Record<string, unknown>;
   const type = o['type'];
+  const bySegments = (seg: (text: string) => Segments, behavior: SplitBehavior) => cutting(onPiece((t, emit) => splitInto(seg(t), behavior, emit)));
   switch (type) {
     case 'Sequence': {
       return sequencePreTokenizer(((o['pretokenizers'] as unknown[]) ?? []).map((p) => preTokenizerFromJSON(p)!));
@@ -168,31 +232,28 @@ export function preTokenizerFromJSON(json: unknown): TokenizerPreTokenizer | nul
       const re = compileJsonPattern(o['pattern'], 'pre_tokenizer Split');
       const behavior = behaviorOf(o['behavior'], 'pre_tokenizer Split');
       const invert = o['invert'] === true;
-      if (behavior === 'Isolated' && !invert) return preTokenizer((t, o, emit) => splitIsolated(re, t, o, emit));
-      return preTokenizer((t, o, emit) => splitInto(t, o, regexSegments(re, t, invert), behavior, emit));
+      const pattern = o['pattern'] as Record<string, unknown> | null;
+      const native = typeof pattern?.['Regex'] === 'string' ? nativeMatcher(pattern['Regex']) : null;
+      if (behavior === 'Isolated' && !invert) return cutting(isolatedCutter(re, native));
+      return bySegments((t) => regexSegments(re, t, invert), behavior);
     }
     case 'ByteLevel':
       return byteLevelPreTokenizer(o['add_prefix_space'] === true, o['use_regex'] !== false);
-    case 'Digits': {
-      const behavior: SplitBehavior = o['individual_digits'] === true ? 'Isolated' : 'Contiguous';
-      return preTokenizer((t, o, emit) => splitInto(t, o, charSegments(isNumeric, t), behavior, emit));
-    }
+    case 'Digits':
+      return bySegments((t) => charSegments(isNumeric, t), o['individual_digits'] === true ? 'Isolated' : 'Contiguous');
     case 'Whitespace':
-      return preTokenizer((t, o, emit) => splitInto(t, o, regexSegments(WHITESPACE_RE, t, true), 'Removed', emit));
+      return bySegments((t) => regexSegments(WHITESPACE_RE, t, true), 'Removed');
     case 'WhitespaceSplit':
-      return preTokenizer((t, o, emit) => splitInto(t, o, charSegments(isWhitespace, t), 'Removed', emit));
+      return bySegments((t) => charSegments(isWhitespace, t), 'Removed');
     case 'Punctuation': {
       const behavior = o['behavior'] === undefined ? 'Isolated' : behaviorOf(o['behavior'], 'pre_tokenizer Punctuation');
-      return preTokenizer((t, o, emit) => splitInto(t, o, charSegments(isPunctuation, t), behavior, emit));
+      return bySegments((t) => charSegments(isPunctuation, t), behavior);
     }
     case 'BertPreTokenizer':
-      return sequencePreTokenizer([
-        preTokenizer((t, o, emit) => splitInto(t, o, charSegments(isWhitespace, t), 'Removed', emit)),
-        preTokenizer((t, o, emit) => splitInto(t, o, charSegments(isPunctuation, t), 'Isolated', emit)),
-      ]);
+      return sequencePreTokenizer([bySegments((t) => charSegments(isWhitespace, t), 'Removed'), bySegments((t) => charSegments(isPunctuation, t), 'Isolated')]);
     case 'CharDelimiterSplit': {
       const d = String(o['delimiter']).codePointAt(0);
-      return preTokenizer((t, o, emit) => splitInto(t, o, charSegments((cp) => cp === d, t), 'Removed', emit));
+      return bySegments((t) => charSegments((cp) => cp === d, t), 'Removed');
     }
     case 'Metaspace':
       return metaspacePreTokenizer(o);
@@ -201,7 +262,7 @@ export function preTokenizerFromJSON(json: unknown): TokenizerPreTokenizer | nul
   }
 }
 
-let gpt2Regex: RegExp | null = null;
+let gpt2Cutter: Cutter | null = null;
 
 /**
  * Sequence: each stage streams into the next. The stage sinks are built once; the final sink is
@@ -216,25 +277,62 @@ function sequencePreTokenizer(list: TokenizerPreTokenizer[]): TokenizerPreTokeni
     const pt = list[i]!;
     stages[i] = (t, o) => pt.each(t, o, next);
   }
-  return preTokenizer((t, o, emit) => {
-    const saved = sink;
-    sink = emit;
-    try {
-      stages[0]!(t, o);
-    } finally {
-      sink = saved;
+  const eachTracked = (t: NormalizedText, emit: (p: NormalizedText) => void, i = 0): void => {
+    if (i === list.length) emit(t);
+    else list[i]!.eachTracked(t, (p) => eachTracked(p, emit, i + 1));
+  };
+  // The span form exists when every stage has one and only the last maps to byte-level.
+  let plan: SpanPlan | null = { cutters: [], byteLevel: false };
+  for (const pt of list) {
+    if (pt.plan === null || plan === null || plan.byteLevel) {
+      plan = null;
+      break;
     }
-  });
+    plan = { cutters: [...plan.cutters, ...pt.plan.cutters], byteLevel: pt.plan.byteLevel };
+  }
+  return preTokenizer(
+    (t, o, emit) => {
+      const saved = sink;
+      sink = emit;
+      try {
+        stages[0]!(t, o);
+      } finally {
+        sink = saved;
+      }
+    },
+    (t, emit) => eachTracked(t, emit),
+    plan,
+  );
+}
+
+/** The byte-level form of a tracked piece: each char → one alphabet char per UTF-8 byte (Rust `ByteLevel` transform). */
+function byteLevelTracked(t: NormalizedText): NormalizedText {
+  const dest: number[] = [];
+  for (const ch of t.text) {
+    const bytes = utf8Encode(ch);
+    for (let i = 0; i < bytes.length; i++) dest.push(BYTE_TO_CHAR[bytes[i]!]!.charCodeAt(0), i > 0 ? 1 : 0);
+  }
+  return t.transform(dest, 0);
 }
 
 /** ByteLevel: optional prefix space, optional GPT-2 regex split, then bytes → alphabet chars. */
 function byteLevelPreTokenizer(addPrefixSpace: boolean, useRegex: boolean): TokenizerPreTokenizer {
-  if (useRegex) gpt2Regex ??= compileOnigRegex(GPT2_SPLIT_PATTERN);
-  return preTokenizer((t, o, emit) => {
-    const text = addPrefixSpace && !t.startsWith(' ') ? ' ' + t : t;
-    if (useRegex) splitIsolated(gpt2Regex!, text, o, (s, so) => emit(toByteLevel(s), so));
-    else emit(toByteLevel(text), o);
-  });
+  if (useRegex) gpt2Cutter ??= isolatedCutter(compileOnigRegex(GPT2_SPLIT_PATTERN), null);
+  const cut = gpt2Cutter;
+  return preTokenizer(
+    (t, o, emit) => {
+      const text = addPrefixSpace && !t.startsWith(' ') ? ' ' + t : t;
+      if (useRegex) cut!(text, 0, text.length, (s, e) => emit(toByteLevel(text.slice(s, e)), o && s === 0));
+      else emit(toByteLevel(text), o);
+    },
+    (t0, emit) => {
+      const t = addPrefixSpace && !t0.text.startsWith(' ') ? t0.prepend(' ') : t0;
+      if (useRegex) cut!(t.text, 0, t.text.length, (s, e) => emit(byteLevelTracked(t.slice(s, e))));
+      else emit(byteLevelTracked(t));
+    },
+    // A prefix space changes the text, so only the plain form has a span plan.
+    addPrefixSpace ? null : { cutters: useRegex ? [cut!] : [], byteLevel: true },
+  );
 }
 
 /** Metaspace: spaces → replacement char, optional prepend (always/first/never), split before it. */
@@ -243,14 +341,27 @@ function metaspacePreTokenizer(o: Record<string, unknown>): TokenizerPreTokenize
   const repCp = rep.codePointAt(0)!;
   const scheme = metaspaceScheme(o);
   const split = o['split'] !== false;
-  return preTokenizer((text, origin, emit) => {
-    let t = text.replaceAll(' ', rep);
-    const prepend = scheme === 'always' || (scheme === 'first' && origin);
-    if (prepend && !t.startsWith(rep)) t = rep + t;
-    if (split) splitInto(t, origin, charSegments((cp) => cp === repCp, t), 'MergedWithNext', emit);
-    else emit(t, origin);
-  });
+  const cut = onPiece((t, emit) => splitInto(charSegments((cp) => cp === repCp, t), 'MergedWithNext', emit));
+  return preTokenizer(
+    (text, origin, emit) => {
+      let t = text.replaceAll(' ', rep);
+      const prepend = scheme === 'always' || (scheme === 'first' && origin);
+      if (prepend && !t.startsWith(rep)) t = rep + t;
+      if (split) cut(t, 0, t.length, (s, e) => emit(t.slice(s, e), origin && s === 0));
+      else emit(t, origin);
+    },
+    (t0, emit) => {
+      // Rust: replace(' ', rep), prepend by scheme (`first`: offsets_original().0 == 0), split MergedWithNext.
+      let t = t0.replace(findAllMatches(SPACE, t0.text), rep);
+      if ((scheme === 'always' || (scheme === 'first' && t.atStart)) && !t.text.startsWith(rep)) t = t.prepend(rep);
+      if (split) cut(t.text, 0, t.text.length, (s, e) => emit(t.slice(s, e)));
+      else emit(t);
+    },
+    null,
+  );
 }
+
+const SPACE = / /g;
 
 /** The Metaspace prepend scheme; old files only have `add_prefix_space` (true ⇒ always). */
 export function metaspaceScheme(o: Record<string, unknown>): 'always' | 'first' | 'never' {

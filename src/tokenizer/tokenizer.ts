@@ -8,12 +8,14 @@
  */
 import { FormatError, InputError, UnsupportedError } from '../errors.js';
 import { AddedVocabulary, type AddedSplit, type AddedTokenConfig } from './added_tokens.js';
+export type { TokenizerOffsetEncoding } from './post_processors.js';
 import { BpeModel, type BpeModelConfig } from './bpe.js';
 import { byteLevelTokenBytes, decoderFromJSON, type TokenizerDecoder } from './decoders.js';
 import { utf8DecodeLossy } from './byte_level.js';
 import { normalizerFromJSON, type TokenizerNormalizer } from './normalizers.js';
-import { postProcessorFromJSON, templatePostProcessor, type TokenizerPostProcessor } from './post_processors.js';
-import { preTokenizerFromJSON, type TokenizerPreTokenizer } from './pre_tokenizers.js';
+import { postProcessorFromJSON, templatePostProcessor, type TemplateSpecial, type TokenizerOffsetEncoding, type TokenizerPostProcessor } from './post_processors.js';
+import { preTokenizerFromJSON, type SpanPlan, type SpanSink, type TokenizerPreTokenizer } from './pre_tokenizers.js';
+import { ByteToCharConverter, NormalizedText } from './normalized_text.js';
 import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat_template.js';
 
 /** Options of {@link Tokenizer.encode}. */
@@ -24,6 +26,12 @@ export interface TokenizerEncodeOptions {
    * tokenizer_config.json that says `add_bos_token: true`, id 0 (BOS) is prepended.
    */
   addSpecialTokens?: boolean;
+}
+
+/** Options of {@link Tokenizer.encodeWithOffsets}. */
+export interface TokenizerOffsetOptions extends TokenizerEncodeOptions {
+  /** 'codePoint' (default, Rust's chars) or 'utf16' (JavaScript string indices). */
+  offsetUnit?: 'codePoint' | 'utf16';
 }
 
 /** Options of {@link Tokenizer.decode}. */
@@ -65,6 +73,50 @@ export function toWellFormedString(s: string): string {
   return s.replace(/\p{Surrogate}/gu, '\uFFFD');
 }
 
+/** Without a pre-tokenizer the model sees each piece whole. */
+const NO_PRE_TOKENIZER: SpanPlan = { cutters: [], byteLevel: false };
+
+/** Run the cutting stages of a span plan over `text` and hand each final span to `sink`. */
+function runPlan(plan: SpanPlan, text: string, sink: SpanSink): void {
+  const cutters = plan.cutters;
+  const n = cutters.length;
+  if (n === 0) {
+    sink(0, text.length);
+    return;
+  }
+  const stages: SpanSink[] = new Array(n);
+  stages[n - 1] = (a, b) => cutters[n - 1]!(text, a, b, sink);
+  for (let i = n - 2; i >= 0; i--) {
+    const next = stages[i + 1]!;
+    const cut = cutters[i]!;
+    stages[i] = (a, b) => cut(text, a, b, next);
+  }
+  stages[0]!(0, text.length);
+}
+
+/** For each UTF-8 byte of a well-formed string, the UTF-16 index of the char holding it. */
+function byteToUnitMap(s: string): Int32Array {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; ) {
+    const cp = s.codePointAt(i)!;
+    const n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    for (let k = 0; k < n; k++) out.push(i);
+    i += cp > 0xffff ? 2 : 1;
+  }
+  return Int32Array.from(out);
+}
+
+/** Map code-point offsets of `s` to UTF-16 offsets (an offset past the end stays past by the same count). */
+function codePointToUtf16(s: string): (o: [number, number]) => [number, number] {
+  const units: number[] = [];
+  for (let i = 0; i < s.length; ) {
+    units.push(i);
+    i += s.codePointAt(i)! > 0xffff ? 2 : 1;
+  }
+  const at = (c: number) => (c < units.length ? units[c]! : s.length + (c - units.length));
+  return ([a, b]) => [at(a), at(b)];
+}
+
 /** A tokenizer loaded from tokenizer.json (and optionally tokenizer_config.json). */
 export class Tokenizer {
   /** The BPE model. */
@@ -102,16 +154,16 @@ export class Tokenizer {
    */
   private configPostProcessor(config: TokenizerConfig | null): TokenizerPostProcessor | null {
     if (config === null || (config.add_bos_token === undefined && config.add_eos_token === undefined)) return null;
-    const parts: Array<number[] | 'sequence'> = [];
-    const idOf = (key: 'bos_token' | 'eos_token') => {
+    const parts: Array<TemplateSpecial | 'sequence'> = [];
+    const special = (key: 'bos_token' | 'eos_token'): TemplateSpecial => {
       const c = tokenContent(config[key]);
       const id = c === null ? undefined : this.tokenToId(c);
       if (id === undefined) throw new FormatError('tokenizer_config.json', `${key} ${JSON.stringify(c)} is not a token of tokenizer.json`);
-      return id;
+      return { ids: [id], tokens: [c!] };
     };
-    if (config.add_bos_token === true) parts.push([idOf('bos_token')]);
+    if (config.add_bos_token === true) parts.push(special('bos_token'));
     parts.push('sequence');
-    if (config.add_eos_token === true) parts.push([idOf('eos_token')]);
+    if (config.add_eos_token === true) parts.push(special('eos_token'));
     return templatePostProcessor(parts);
   }
 
@@ -158,11 +210,11 @@ export class Tokenizer {
     const ids: number[] = [];
     const s = toWellFormedString(text);
     const model = this.model;
-    const toModel = (t: string) => model.tokenize(t, ids);
+    const plan = this.preTokenizer === null ? NO_PRE_TOKENIZER : this.preTokenizer.plan;
     for (const piece of this.addedSplits(s)) {
       if (piece.id >= 0) ids.push(piece.id);
-      else if (this.preTokenizer === null) model.tokenize(piece.text, ids);
-      else this.preTokenizer.each(piece.text, piece.origin, toModel);
+      else if (plan !== null) runPlan(plan, piece.text, (a, b) => model.tokenizeSpan(piece.text, a, b, plan.byteLevel, ids));
+      else this.preTokenizer!.each(piece.text, piece.origin, (t) => model.tokenize(t, ids));
     }
     return this.postProcessor === null ? ids : this.postProcessor.process(ids, options.addSpecialTokens !== false);
   }
@@ -171,6 +223,65 @@ export class Tokenizer {
   encodeWithTokens(text: string, options: TokenizerEncodeOptions = {}): TokenizerEncoding {
     const ids = this.encode(text, options);
     return { ids, tokens: ids.map((id) => this.idToToken(id)!) };
+  }
+
+  /**
+   * Encode and return, per token, its id, its token string and its character offsets into
+   * `text`, exactly as the Rust binding's `Encoding` (`getIds`, `getTokens`, `getOffsets`) reports
+   * them. Offsets are [start, end) in Unicode code points of `text` (Rust chars; a lone
+   * surrogate counts as the one char U+FFFD it becomes), or in UTF-16 units with
+   * `{offsetUnit: 'utf16'}` (then `text.slice(start, end)` is the token's source). A byte-level
+   * token that holds part of a multi-byte char gets the whole char's range; tokens added by the
+   * post-processor get (0, 0); ByteLevel `trim_offsets` moves offsets past leading/trailing
+   * spaces. Token strings are Rust's: an added token's is the matched text (with the whitespace
+   * `lstrip`/`rstrip` took). Slower than {@link Tokenizer.encode} (it tracks alignments).
+   */
+  encodeWithOffsets(text: string, options: TokenizerOffsetOptions = {}): TokenizerOffsetEncoding {
+    const s = toWellFormedString(text);
+    const enc: TokenizerOffsetEncoding = { ids: [], tokens: [], offsets: [] };
+    const toChars = new ByteToCharConverter(s);
+    const pushToken = (id: number, token: string, start: number, end: number) => {
+      enc.ids.push(id);
+      enc.tokens.push(token);
+      enc.offsets.push(toChars.convert(start, end));
+    };
+    const model = (piece: NormalizedText) => {
+      const { ids, lens } = this.model.encodeWord(piece.text);
+      const unitOfByte = byteToUnitMap(piece.text);
+      let b = 0;
+      for (let k = 0; k < ids.length; k++) {
+        const id = ids[k]!;
+        const start = b;
+        b += lens[k]!;
+        // Rust convert_offsets(Normalized(start..b)): outside the piece it keeps the raw offsets.
+        if (b > unitOfByte.length) pushToken(id, this.model.vocabR.get(id)!, start, b);
+        else pushToken(id, this.model.vocabR.get(id)!, piece.align[2 * unitOfByte[start]!]!, piece.align[2 * unitOfByte[b - 1]! + 1]!);
+      }
+    };
+    const whole = NormalizedText.fromOriginal(s);
+    const raw: AddedSplit[] = [];
+    this.added.splitRaw(s, true, raw);
+    for (const p of raw) {
+      if (p.text.length === 0) continue;
+      const piece = whole.slice(p.start, p.start + p.text.length);
+      if (p.id >= 0) {
+        pushToken(p.id, piece.text, piece.align[0]!, piece.align[piece.align.length - 1]!);
+        continue;
+      }
+      const norm = this.normalizer === null ? piece : this.normalizer.normalizeTracked(piece);
+      const sub: AddedSplit[] = [];
+      this.added.splitNormalized(norm.text, false, sub);
+      for (const q of sub) {
+        if (q.text.length === 0) continue;
+        const part = norm.slice(q.start, q.start + q.text.length);
+        if (q.id >= 0) pushToken(q.id, part.text, part.align[0]!, part.align[part.align.length - 1]!);
+        else if (this.preTokenizer === null) model(part);
+        else this.preTokenizer.eachTracked(part, model);
+      }
+    }
+    const out = this.postProcessor === null ? enc : this.postProcessor.processEncoding(enc, options.addSpecialTokens !== false);
+    if (options.offsetUnit === 'utf16') out.offsets = out.offsets.map(codePointToUtf16(s));
+    return out;
   }
 
   /** Pieces after raw added tokens, normalization and normalized added tokens (empty pieces dropped). */
