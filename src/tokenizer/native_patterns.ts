@@ -65,10 +65,10 @@ function cls(cp: number): number {
   return v;
 }
 
-/** Code point at i and its width, in one number: cp·4 + width. */
-function cpAt(text: string, i: number): number {
+/** Code point at i (a surrogate pair only if it ends by `end`) and its width, in one number: cp·4 + width. */
+function cpAt(text: string, i: number, end: number): number {
   const c = text.charCodeAt(i);
-  if (c >= 0xd800 && c < 0xdc00) {
+  if (c >= 0xd800 && c < 0xdc00 && i + 1 < end) {
     const d = text.charCodeAt(i + 1);
     if (d >= 0xdc00 && d < 0xe000) return (0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00)) * 4 + 2;
   }
@@ -83,7 +83,7 @@ function runEnd(text: string, i: number, end: number, bits: number): number {
       if (((bmp ??= buildBmp())[c]! & bits) === 0) return i;
       i++;
     } else {
-      const x = cpAt(text, i);
+      const x = cpAt(text, i, end);
       if ((cls(x >>> 2) & bits) === 0) return i;
       i += x & 3;
     }
@@ -95,7 +95,7 @@ function runEnd(text: string, i: number, end: number, bits: number): number {
 const digits: NativeMatcher = (text, start, end, visit) => {
   let i = start;
   while (i < end) {
-    const x = cpAt(text, i);
+    const x = cpAt(text, i, end);
     const w = x & 3;
     if ((cls(x >>> 2) & N) === 0) {
       i += w;
@@ -103,7 +103,7 @@ const digits: NativeMatcher = (text, start, end, visit) => {
     }
     let j = i + w;
     for (let k = 1; k < 3 && j < end; k++) {
-      const y = cpAt(text, j);
+      const y = cpAt(text, j, end);
       if ((cls(y >>> 2) & N) === 0) break;
       j += y & 3;
     }
@@ -142,7 +142,7 @@ const isNewline = (c: number) => c === 0x0a || c === 0x0d;
  * Returns the end of the match at p, or −1 when no alternative matches there.
  */
 function mainAt(text: string, p: number, end: number): number {
-  const x0 = cpAt(text, p);
+  const x0 = cpAt(text, p, end);
   const c0 = x0 >>> 2;
   const w0 = x0 & 3;
   const f0 = cls(c0);
@@ -156,13 +156,13 @@ function mainAt(text: string, p: number, end: number): number {
   // both: either way the match ends where the L|M run from p ends.
   if ((f0 & (L | M)) !== 0) return runEnd(text, p + w0, end, L | M);
   if ((f0 & (L | P | S)) === 0 && !isNewline(c0) && p + w0 < end) {
-    const x1 = cpAt(text, p + w0);
+    const x1 = cpAt(text, p + w0, end);
     if ((cls(x1 >>> 2) & (L | M)) !== 0) return runEnd(text, p + w0 + (x1 & 3), end, L | M);
   }
   // 3: optional space, punctuation/symbol run, then CR/LF run.
   const q0 = c0 === 0x20 ? p + 1 : p;
   if (q0 < end) {
-    const xq = q0 === p ? x0 : cpAt(text, q0);
+    const xq = q0 === p ? x0 : cpAt(text, q0, end);
     if ((cls(xq >>> 2) & (P | S)) !== 0) {
       let q = runEnd(text, q0 + (xq & 3), end, P | S);
       while (q < end && isNewline(text.charCodeAt(q))) q++;
