@@ -47,7 +47,7 @@ export class BpeModel {
   /** token string → id. */
   readonly vocab: Map<string, number>;
   /** id → token string (sparse ids allowed). */
-  readonly vocabR: Map<number, string>;
+  readonly vocabR: VocabById;
   /** (left id, right id) → rank·pairBase + merged id. */
   private readonly merges: PairTable;
   private readonly pairBase: number;
@@ -66,15 +66,17 @@ export class BpeModel {
     if (cfg.dropout !== null && cfg.dropout !== undefined && cfg.dropout !== 0) {
       throw new FormatError('tokenizer.json', `model.dropout = ${cfg.dropout}: BPE dropout is random, this library only encodes deterministically`);
     }
+    // Plain indexed loops over Object.keys: this constructor is most of the load time after JSON.parse.
     this.vocab = new Map();
-    this.vocabR = new Map();
+    const toks = Object.keys(cfg.vocab);
     let maxId = 0;
-    for (const tok in cfg.vocab) {
+    for (let k = 0; k < toks.length; k++) {
+      const tok = toks[k]!;
       const id = cfg.vocab[tok]!;
       this.vocab.set(tok, id);
-      this.vocabR.set(id, tok);
       if (id > maxId) maxId = id;
     }
+    this.vocabR = new VocabById(this.vocab, maxId);
     this.pairBase = maxId + 1;
     this.prefix = cfg.continuing_subword_prefix ?? null;
     this.suffix = cfg.end_of_word_suffix ?? null;
@@ -86,9 +88,13 @@ export class BpeModel {
     this.fuseUnk = cfg.fuse_unk === true;
     this.byteFallback = cfg.byte_fallback === true;
     this.ignoreMerges = cfg.ignore_merges === true;
-    this.merges = new PairTable(cfg.merges.length);
-    const prefixLen = this.prefix?.length ?? 0;
-    cfg.merges.forEach((m, rank) => {
+    const merges = cfg.merges;
+    this.merges = new PairTable(merges.length);
+    const vocab = this.vocab;
+    const prefix = this.prefix;
+    const base = this.pairBase;
+    for (let rank = 0; rank < merges.length; rank++) {
+      const m = merges[rank]!;
       let a: string;
       let b: string;
       if (typeof m === 'string') {
@@ -99,18 +105,18 @@ export class BpeModel {
       } else {
         [a, b] = m;
       }
-      const ia = this.vocab.get(a);
-      const ib = this.vocab.get(b);
+      const ia = vocab.get(a);
+      const ib = vocab.get(b);
       if (ia === undefined || ib === undefined) {
         throw new FormatError('tokenizer.json', `model.merges[${rank}]: '${ia === undefined ? a : b}' is not in model.vocab`);
       }
       // The merged token drops b's continuing-subword prefix: "##a" + "##b" → "##ab".
-      const merged = a + (prefixLen > 0 && b.startsWith(this.prefix!) ? b.slice(prefixLen) : b);
-      const id = this.vocab.get(merged);
+      const merged = a + (prefix !== null && prefix.length > 0 && b.startsWith(prefix) ? b.slice(prefix.length) : b);
+      const id = vocab.get(merged);
       if (id === undefined) throw new FormatError('tokenizer.json', `model.merges[${rank}]: merged token '${merged}' is not in model.vocab`);
       // A repeated pair keeps its last rank, as Rust's HashMap collect does.
-      this.merges.set(ia, ib, rank * this.pairBase + id);
-    });
+      this.merges.set(ia, ib, rank * base + id);
+    }
   }
 
   /** Number of entries in the model vocabulary. */
@@ -280,6 +286,34 @@ export class BpeModel {
   }
 }
 
+/** id → token string: an array when ids are dense (the usual case), else a Map. */
+export class VocabById {
+  private readonly arr: Array<string | undefined> | null;
+  private readonly map: Map<number, string> | null;
+
+  constructor(vocab: Map<string, number>, maxId: number) {
+    if (maxId < 4 * vocab.size + 1024) {
+      this.arr = new Array<string | undefined>(maxId + 1).fill(undefined);
+      this.map = null;
+      for (const [tok, id] of vocab) this.arr[id] = tok;
+    } else {
+      this.arr = null;
+      this.map = new Map();
+      for (const [tok, id] of vocab) this.map.set(id, tok);
+    }
+  }
+
+  /** The token of an id, or undefined. */
+  get(id: number): string | undefined {
+    return this.arr !== null ? (Number.isInteger(id) && id >= 0 ? this.arr[id] : undefined) : this.map!.get(id);
+  }
+
+  /** Whether the id has a token. */
+  has(id: number): boolean {
+    return this.get(id) !== undefined;
+  }
+}
+
 /**
  * Open-addressing hash table from an id pair to a non-negative value (−1 = absent): typed arrays
  * instead of a Map with non-SMI number keys, which is what makes loading and cold encoding fast.
@@ -300,7 +334,10 @@ class PairTable {
   }
 
   private slot(a: number, b: number): number {
-    let h = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b, 0x85ebca77)) & this.mask;
+    // Mix both ids into all bits before masking (the low bits of a·odd depend only on the low bits of a).
+    let h = Math.imul(a, 0x9e3779b1) + b;
+    h = Math.imul(h ^ (h >>> 15), 0x85ebca77);
+    h = (h ^ (h >>> 13)) & this.mask;
     while (this.left[h] !== -1 && (this.left[h] !== a || this.right[h] !== b)) h = (h + 1) & this.mask;
     return h;
   }
