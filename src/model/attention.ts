@@ -255,6 +255,66 @@ function addRopeScores(dm: Dims, B: number, S: number, T: number, Tcap: number, 
   }
 }
 
+/**
+ * scores [rows, S, T] ← τ·scores, then −∞ for the masked keys: in row s, keys t ≥ s + offset + 1 (the causal mask,
+ * offset = query position − key position of index 0).
+ */
+function scaleAndMask(scores: FloatArray, rows: number, S: number, T: number, tau: number, offset: number): void {
+  for (let r = 0; r < rows; r++) {
+    for (let s = 0; s < S; s++) {
+      const o = (r * S + s) * T;
+      const visible = Math.max(0, Math.min(T, s + offset + 1)); // keys 0..visible−1
+      for (let t = 0; t < visible; t++) scores[o + t] = scores[o + t]! * tau;
+      scores.fill(-Infinity, o + visible, o + T); // two branch-free loops: the mask is a prefix per row
+    }
+  }
+}
+
+/** Query rows per block of {@link causalAttention}. */
+const QUERY_BLOCK = 32;
+
+/**
+ * Cache-free causal attention o = softmax(τ·QKᵀ + mask)·V, Q = [q_nope ; q_pe], K = [k_nope ; k_pe], by blocks of
+ * query rows: block [s0, s1) attends over keys [0, s1) only (key t is visible from query s iff t ≤ s), so the
+ * score matmuls, the softmax and P·V skip most of the masked half (those keys have probability exactly 0: same
+ * result). Inputs head-major as in {@link mlaForward}; writes the head outputs into oFlat [B, S, H·V].
+ */
+function causalAttention(
+  dm: Dims,
+  B: number,
+  S: number,
+  tau: number,
+  qNope: FloatArray,
+  qPe: FloatArray,
+  kNope: FloatArray,
+  kPe: FloatArray,
+  Vh: FloatArray,
+  oFlat: FloatArray,
+): void {
+  const { H, n, R, V } = dm;
+  const dtype = dtypeOf(qNope);
+  const k = kernelsFor(dtype);
+  for (let s0 = 0; s0 < S; s0 += QUERY_BLOCK) {
+    const Sb = Math.min(QUERY_BLOCK, S - s0);
+    const T = s0 + Sb; // keys 0..T−1
+    // the block's query rows [B, H, Sb, ·] (contiguous per (b, h) for the batched matmuls)
+    const qN = allocate(dtype, B * H * Sb * n);
+    const qP = allocate(dtype, B * H * Sb * R);
+    copyBlocks(headMajor(qNope, s0 * n, n, H, S), headMajor(qN, 0, n, H, Sb), B, H, Sb, n);
+    copyBlocks(headMajor(qPe, s0 * R, R, H, S), headMajor(qP, 0, R, H, Sb), B, H, Sb, R);
+    // A = q_nope·k_nopeᵀ + q_pe·k_peᵀ over the first T keys (slab stride S·n of the keys)
+    const P = allocate(dtype, B * H * Sb * T);
+    k.matmulBatched('nt', qN, kNope, P, B * H, Sb, T, n, false, S * n);
+    addRopeScores(dm, B, Sb, T, S, qP, kPe, P);
+    scaleAndMask(P, B * H, Sb, T, tau, s0);
+    k.softmaxForward(P, P, B * H * Sb, T);
+    // o = P·v over the first T values, into the block's rows of oFlat
+    const O = allocate(dtype, B * H * Sb * V);
+    k.matmulBatched('nn', P, Vh, O, B * H, Sb, V, T, false, S * V);
+    copyBlocks(headMajor(O, 0, V, H, Sb), tokenMajor(oFlat, s0 * H * V, V, H, S), B, H, Sb, V);
+  }
+}
+
 /** Transposes head-major [B, H, S, w] into token-major [B, S, H, w] for a trace. */
 function toTokenMajor(x: FloatArray, B: number, H: number, S: number, w: number): FloatArray {
   const y = allocate(dtypeOf(x), B * H * S * w);
@@ -350,8 +410,6 @@ export function mlaForward(
   if (cache) cache.reserve(startPos, S, B);
   const T = cache ? startPos + S : S;
   const keyPos0 = cache ? 0 : startPos;
-  const scores = allocate(dtype, B * H * S * T); // [B, H, S, T]
-  const O = allocate(dtype, B * H * S * V); // head outputs [B, H, S, V]
   let naive: { kNope: FloatArray; Vh: FloatArray } | null = null;
   let vKeys: FloatArray | null = null; // naive path: values [B, H, Tcap, V] (first T rows used)
   let vStride = 0; // Tcap·V
@@ -364,6 +422,17 @@ export function mlaForward(
     naive = naiveKV(dm, B, S, kv);
   }
 
+  if (attn === 'naive' && !cache && !save && trace === undefined) {
+    // inference without a cache: causal query blocks skip the masked keys (same result, less work)
+    const oFlat = allocate(dtype, N * H * V);
+    causalAttention(dm, B, S, tau, qNope, qPe, naive!.kNope, kPe, naive!.Vh, oFlat);
+    const out = allocate(dtype, N * d);
+    k.matmul('nt', oFlat, w.o_proj.data, out, N, d, H * V);
+    return { out, saved: null };
+  }
+
+  const scores = allocate(dtype, B * H * S * T); // [B, H, S, T]
+  const O = allocate(dtype, B * H * S * V); // head outputs [B, H, S, V]
   if (attn === 'naive') {
     trace?.(`${prefix}.kv_b_proj:out`, [B, S, H, n + V], kv!);
     const { kNope, Vh } = naive!;
@@ -415,14 +484,7 @@ export function mlaForward(
   }
 
   // scale, then the general causal mask: key t (position keyPos0 + t) is visible iff keyPos0 + t ≤ startPos + s
-  for (let r = 0; r < B * H; r++) {
-    for (let s = 0; s < S; s++) {
-      const o = (r * S + s) * T;
-      const visible = Math.max(0, Math.min(T, startPos + s - keyPos0 + 1)); // keys 0..visible−1
-      for (let t = 0; t < visible; t++) scores[o + t] = scores[o + t]! * tau;
-      scores.fill(-Infinity, o + visible, o + T); // two branch-free loops: the mask is a prefix per row
-    }
-  }
+  scaleAndMask(scores, B * H, S, T, tau, startPos - keyPos0);
   trace?.(`${prefix}:attn_scores`, [B, H, S, T], scores);
   const P = scores;
   k.softmaxForward(scores, P, B * H * S, T);
