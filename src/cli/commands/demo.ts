@@ -17,7 +17,7 @@ import { demoReportHTML } from '../../demo/report.js';
 import { EXIT } from '../errors.js';
 import { parseNonNegative, parsePositiveInt, printJSON } from '../inputs.js';
 import { createProgress } from '../progress.js';
-import { bundledCorpusPath, parseBackend, printAboveProgress } from './train.js';
+import { bundledCorpusPath, parseBackend, printAboveProgress, stopProgress } from './train.js';
 
 /** Flags of `dsv3 demo`. */
 export interface DemoFlags {
@@ -91,7 +91,7 @@ export async function runDemoCommand(flags: DemoFlags): Promise<DemoResult> {
       }
     },
     onPhase: (phase) => {
-      if (phase === 'evaluate') progress.stop();
+      if (phase === 'evaluate') stopProgress(progress);
       else if (phase === 'sample') say('sampling with MTP speculative decoding …');
       else if (phase === 'verify') say('verifying the trained model …');
     },

@@ -40,6 +40,16 @@ export function printAboveProgress(progress: Progress, line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
+/**
+ * Stops a progress bar below lines printed with {@link printAboveProgress}: cli-progress's stop() returns the
+ * cursor to where the bar started (ANSI restore), which would overwrite those lines, so save the current
+ * position (ANSI save, ESC 7) first.
+ */
+export function stopProgress(progress: Progress): void {
+  if (progress.enabled) process.stderr.write('\x1b7');
+  progress.stop();
+}
+
 /** Load balance of a step: max/mean per MoE layer, `1.02/1.10/1.31`. */
 export function loadBalanceText(report: TrainStepReport): string {
   return report.loads.map((l) => l.stats.maxOverMean.toFixed(2)).join('/');
@@ -154,10 +164,10 @@ export async function runTrain(flags: TrainFlags): Promise<void> {
   const todo = Math.max(0, flags.steps - startStep);
   const perStep = flags.batch * flags.seq * flags.microBatches;
   const logEvery = flags.logEvery ?? Math.max(1, Math.round(flags.steps / 20));
+  const progress = createProgress({ total: todo * perStep, label: 'train', unit: 'tok', ...(json ? { enabled: false } : {}) });
   const say = (line: string): void => {
     if (!json) printAboveProgress(progress, line);
   };
-  const progress = createProgress({ total: todo * perStep, label: 'train', unit: 'tok', ...(json ? { enabled: false } : {}) });
   if (flags.checkpointDir !== undefined) mkdirSync(flags.checkpointDir, { recursive: true });
   say(
     `dsv3 train: ${modelName} (${model.dtype}, kernels ${model.dtype === 'float32' ? backend.float32 : backend.float64}) on ${source} (${trainer.data.tokens.length} tokens); ` +
@@ -189,7 +199,7 @@ export async function runTrain(flags: TrainFlags): Promise<void> {
     }
     if (flags.checkpointDir !== undefined && flags.checkpointEvery !== undefined && r.step % flags.checkpointEvery === 0) writeCheckpoint();
   }
-  progress.stop();
+  stopProgress(progress);
   const seconds = (performance.now() - started) / 1000;
   if (flags.checkpointDir !== undefined && checkpoints.at(-1) !== checkpointPath(flags.checkpointDir, trainer.step)) writeCheckpoint();
   if (flags.out !== undefined) saveModel(flags.out, model.config, model.weights, { dtype: model.dtype === 'float64' ? 'F64' : 'F32' });
@@ -233,7 +243,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--micro-batches <k>', 'micro-batches accumulated per optimizer step', int('--micro-batches'), 1)
     .option('--lr <lr>', 'peak learning rate', num('--lr'), 1e-3)
     .option('--min-lr <lr>', 'learning rate at the last step (cosine decay; default lr/10)', num('--min-lr'))
-    .option('--warmup <n>', 'linear warmup steps (default min(100, steps/10))', (v) => parseNonNegative('--warmup')(v))
+    .option('--warmup <n>', 'linear warmup steps (default min(100, steps/10))', parseNonNegative('--warmup'))
     .option('--mtp', 'include the MTP loss (default when the model has an MTP module)', true)
     .option('--no-mtp', 'train without the MTP loss')
     .option('--mtp-lambda <λ>', 'MTP loss weight λ', num('--mtp-lambda'), 0.3)
