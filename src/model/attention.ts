@@ -340,7 +340,8 @@ function checkCache(config: ModelConfig, cache: MLACache, attn: AttnImpl, B: num
  * t ≤ startPos + s (chunked prefill, decode, speculative verification). Without a cache the
  * keys are the S new tokens (positions startPos..startPos+S−1). `attn` picks the naive or the
  * weight-absorbed path; both compute the same function. With `save`, returns what
- * {@link mlaBackward} needs (cache-free calls only).
+ * {@link mlaBackward} needs (cache-free calls only). A naive call without cache, save or trace
+ * runs by causal query blocks (see causalAttention); the others build the full [B, H, S, T] scores.
  */
 export function mlaForward(
   config: ModelConfig,
