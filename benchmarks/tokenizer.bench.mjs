@@ -84,6 +84,11 @@ const encOurs = best(runs, () => {
 });
 const encOursWarm = best(runs, () => ours.encode(text));
 const encRust = await bestAsync(runs, async () => (await rust.encode(text, null, { addSpecialTokens: false })).getIds());
+// Offsets: the Rust binding computes them on every encode; ours only in encodeWithOffsets.
+const offRuns = quick ? 1 : 3;
+const encOffsets = best(offRuns, () => ours.encodeWithOffsets(text, { addSpecialTokens: false }));
+const rustOffsets = (await rust.encode(text, null, { addSpecialTokens: false })).getOffsets();
+const sameOffsets = encOffsets.out.offsets.length === rustOffsets.length && encOffsets.out.offsets.every((o, i) => o[0] === rustOffsets[i][0] && o[1] === rustOffsets[i][1]);
 const encHf = best(quick ? 1 : 2, () => hft.encode(text, { add_special_tokens: false }));
 const hfIds = Array.from(encHf.out.ids ?? encHf.out);
 
@@ -100,6 +105,7 @@ const row = (name, ms) => `${name.padEnd(34)} ${(mb / (ms / 1000)).toFixed(2).pa
 console.log(`text: ${mb.toFixed(3)} MB UTF-8, ${text.length} UTF-16 units, ${ids.length} tokens; best of ${runs}`);
 console.log(`ids identical: ours==rust ${same(ids, encRust.out)}, ours==@huggingface/tokenizers ${same(ids, hfIds)}`);
 console.log(`decode identical: ours==rust ${decOurs.out === decRust.out}, ours==text ${decOurs.out === text}`);
+console.log(`offsets identical: ours==rust ${sameOffsets} (ids ${same(encOffsets.out.ids, encRust.out)})`);
 console.log('load tokenizer.json (7.8 MB):');
 console.log(`  ours ${loadOurs.ms.toFixed(0)} ms, rust ${loadRust.ms.toFixed(0)} ms, @huggingface/tokenizers ${loadHf.ms.toFixed(0)} ms`);
 console.log('encode:');
@@ -107,6 +113,7 @@ console.log('  ' + row('ours (cold word cache)', coldMs));
 console.log('  ' + row('ours (warm word cache)', encOursWarm.ms));
 console.log('  ' + row('rust tokenizers binding', encRust.ms));
 console.log('  ' + row('@huggingface/tokenizers', encHf.ms));
+console.log('  ' + row(`ours encodeWithOffsets (best of ${offRuns})`, encOffsets.ms));
 console.log(`  ours cold / rust = ${(encRust.ms / coldMs).toFixed(2)}x (target >= 5x)`);
 console.log('decode:');
 console.log('  ' + row('ours', decOurs.ms));

@@ -154,11 +154,35 @@ export class BpeModel {
    */
   tokenizeSpan(text: string, start: number, end: number, byteLevel: boolean, out: number[]): void {
     const cache = byteLevel ? this.spanCacheBytes : this.spanCachePlain;
-    if (cache.lookup(text, start, end, out)) return;
-    const piece = text.slice(start, end);
-    const ids = this.encodeWord(byteLevel ? toByteLevel(piece) : piece).ids;
-    if (end - start < CACHE_MAX_WORD) cache.store(piece, ids);
+    const ids = (cache.get(text, start, end) ?? this.missSpan(cache, text, start, end, byteLevel, false)).ids;
     for (let k = 0; k < ids.length; k++) out.push(ids[k]!);
+  }
+
+  /**
+   * The encoding of the piece `text[start, end)` (as {@link BpeModel.tokenizeSpan}) with, per id,
+   * the [start, end) it covers in UTF-16 units of the WORD (the byte-level form when `byteLevel`,
+   * where a unit is one byte of the piece). `units` is null when Rust's symbol lengths overrun the
+   * word (byte fallback of a prefixed char), where Rust keeps raw offsets.
+   */
+  spanWord(text: string, start: number, end: number, byteLevel: boolean): CachedWord {
+    const cache = byteLevel ? this.spanCacheBytes : this.spanCachePlain;
+    const w = cache.get(text, start, end) ?? this.missSpan(cache, text, start, end, byteLevel, true);
+    if (w.units === undefined) {
+      const piece = text.slice(start, end);
+      const word = byteLevel ? toByteLevel(piece) : piece;
+      w.units = wordUnits(word, this.encodeWord(word).lens);
+    }
+    return w;
+  }
+
+  /** Encode a piece missing from the cache and cache it (with its unit spans when `withUnits`). */
+  private missSpan(cache: SpanCache, text: string, start: number, end: number, byteLevel: boolean, withUnits: boolean): CachedWord {
+    const piece = text.slice(start, end);
+    const word = byteLevel ? toByteLevel(piece) : piece;
+    const { ids, lens } = this.encodeWord(word);
+    const w: CachedWord = { ids, units: withUnits ? wordUnits(word, lens) : undefined };
+    if (end - start < CACHE_MAX_WORD) cache.store(piece, w);
+    return w;
   }
 
   /**
@@ -418,6 +442,34 @@ class MergeHeap {
   }
 }
 
+/** A cached word: its ids and, once asked for, the unit span of each id ({@link BpeModel.spanWord}). */
+export interface CachedWord {
+  ids: number[];
+  units: Int32Array | null | undefined;
+}
+
+/** Per-token [start, end) in UTF-16 units of `word` from Rust's UTF-8 symbol lengths (null on overrun). */
+function wordUnits(word: string, lens: number[]): Int32Array | null {
+  const unitOfByte: number[] = [];
+  for (let i = 0; i < word.length; ) {
+    const cp = word.codePointAt(i)!;
+    const w = cp > 0xffff ? 2 : 1;
+    for (let k = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; k > 0; k--) unitOfByte.push(i);
+    i += w;
+  }
+  const out = new Int32Array(2 * lens.length);
+  let b = 0;
+  for (let k = 0; k < lens.length; k++) {
+    const e = b + lens[k]!;
+    if (e > unitOfByte.length) return null;
+    const last = unitOfByte[e - 1]!;
+    out[2 * k] = unitOfByte[b]!;
+    out[2 * k + 1] = last + (word.charCodeAt(last) >= 0xd800 && word.charCodeAt(last) < 0xdc00 ? 2 : 1);
+    b = e;
+  }
+  return out;
+}
+
 /**
  * Word cache keyed by a span of a larger string: open addressing over an FNV-1a hash of the
  * span's UTF-16 units, keys compared unit by unit, so a lookup allocates nothing. Cleared when
@@ -427,7 +479,7 @@ class SpanCache {
   private static readonly BITS = 17;
   private keys: Array<string | undefined> = new Array(1 << SpanCache.BITS);
   private hashes = new Int32Array(1 << SpanCache.BITS);
-  private values: number[][] = new Array(1 << SpanCache.BITS);
+  private values: CachedWord[] = new Array(1 << SpanCache.BITS);
   private count = 0;
   private readonly mask = (1 << SpanCache.BITS) - 1;
 
@@ -445,32 +497,29 @@ class SpanCache {
     this.count = 0;
   }
 
-  /** Append the cached ids of `text[start, end)` to `out`; false on a miss. */
-  lookup(text: string, start: number, end: number, out: number[]): boolean {
+  /** The cached word `text[start, end)`, or undefined. */
+  get(text: string, start: number, end: number): CachedWord | undefined {
     const h = SpanCache.hash(text, start, end);
     const n = end - start;
     for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
       const k = this.keys[i];
-      if (k === undefined) return false;
+      if (k === undefined) return undefined;
       if (this.hashes[i] !== h || k.length !== n) continue;
       let j = 0;
       while (j < n && k.charCodeAt(j) === text.charCodeAt(start + j)) j++;
-      if (j < n) continue;
-      const v = this.values[i]!;
-      for (let t = 0; t < v.length; t++) out.push(v[t]!);
-      return true;
+      if (j === n) return this.values[i];
     }
   }
 
-  /** Remember the ids of `key` (not already present). */
-  store(key: string, ids: number[]): void {
+  /** Remember the encoding of `key` (not already present). */
+  store(key: string, w: CachedWord): void {
     if (this.count >= (this.mask + 1) >> 1) this.clear();
     const h = SpanCache.hash(key, 0, key.length);
     let i = h & this.mask;
     while (this.keys[i] !== undefined) i = (i + 1) & this.mask;
     this.keys[i] = key;
     this.hashes[i] = h;
-    this.values[i] = ids;
+    this.values[i] = w;
     this.count++;
   }
 }

@@ -39,6 +39,13 @@ export function replaceAll(text: string, re: RegExp, content: string): string {
   return out + text.slice(prev);
 }
 
+/** Whether a tokenizer.json normalizer leaves every text unchanged (null, or Sequences of nothing). */
+export function isIdentityNormalizer(json: unknown): boolean {
+  if (json === null || json === undefined) return true;
+  const o = json as Record<string, unknown>;
+  return o['type'] === 'Sequence' && ((o['normalizers'] as unknown[]) ?? []).every(isIdentityNormalizer);
+}
+
 /** Build a normalizer from its tokenizer.json object; null for `"normalizer": null`. */
 export function normalizerFromJSON(json: unknown): TokenizerNormalizer | null {
   if (json === null || json === undefined) return null;

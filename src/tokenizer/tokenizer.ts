@@ -12,7 +12,7 @@ export type { TokenizerOffsetEncoding } from './post_processors.js';
 import { BpeModel, type BpeModelConfig } from './bpe.js';
 import { byteLevelTokenBytes, decoderFromJSON, type TokenizerDecoder } from './decoders.js';
 import { utf8DecodeLossy } from './byte_level.js';
-import { normalizerFromJSON, type TokenizerNormalizer } from './normalizers.js';
+import { isIdentityNormalizer, normalizerFromJSON, type TokenizerNormalizer } from './normalizers.js';
 import { postProcessorFromJSON, templatePostProcessor, type TemplateSpecial, type TokenizerOffsetEncoding, type TokenizerPostProcessor } from './post_processors.js';
 import { preTokenizerFromJSON, type SpanPlan, type SpanSink, type TokenizerPreTokenizer } from './pre_tokenizers.js';
 import { ByteToCharConverter, NormalizedText } from './normalized_text.js';
@@ -130,6 +130,8 @@ export class Tokenizer {
   private readonly postProcessor: TokenizerPostProcessor | null;
   private readonly decoder: TokenizerDecoder | null;
   private readonly byteCache: Array<Uint8Array | undefined> = [];
+  /** The normalizer changes nothing, so pieces are spans of the input (fast offsets path). */
+  private readonly identityNormalizer: boolean;
 
   private constructor(json: Record<string, unknown>, config: TokenizerConfig | null) {
     const model = json['model'] as Record<string, unknown> | undefined;
@@ -140,6 +142,7 @@ export class Tokenizer {
     if (json['padding'] !== null && json['padding'] !== undefined) throw new UnsupportedError('tokenizer.json padding is not supported');
     this.model = new BpeModel(model as unknown as BpeModelConfig);
     this.normalizer = normalizerFromJSON(json['normalizer']);
+    this.identityNormalizer = isIdentityNormalizer(json['normalizer']);
     this.preTokenizer = preTokenizerFromJSON(json['pre_tokenizer']);
     this.decoder = decoderFromJSON(json['decoder']);
     const norm = this.normalizer;
@@ -234,10 +237,76 @@ export class Tokenizer {
    * token that holds part of a multi-byte char gets the whole char's range; tokens added by the
    * post-processor get (0, 0); ByteLevel `trim_offsets` moves offsets past leading/trailing
    * spaces. Token strings are Rust's: an added token's is the matched text (with the whitespace
-   * `lstrip`/`rstrip` took). Slower than {@link Tokenizer.encode} (it tracks alignments).
+   * `lstrip`/`rstrip` took). With an identity normalizer and a pre-tokenizer that only cuts the
+   * text (DeepSeek-V3), offsets come straight from the piece spans; otherwise every normalizer and
+   * pre-tokenizer step tracks alignments as Rust's `NormalizedString` does (slower).
    */
   encodeWithOffsets(text: string, options: TokenizerOffsetOptions = {}): TokenizerOffsetEncoding {
     const s = toWellFormedString(text);
+    const plan = this.preTokenizer === null ? NO_PRE_TOKENIZER : this.preTokenizer.plan;
+    const enc = (this.identityNormalizer && plan !== null ? this.offsetsFromSpans(s, plan) : null) ?? this.offsetsTracked(s);
+    const out = this.postProcessor === null ? enc : this.postProcessor.processEncoding(enc, options.addSpecialTokens !== false);
+    if (options.offsetUnit === 'utf16') out.offsets = out.offsets.map(codePointToUtf16(s));
+    return out;
+  }
+
+  /**
+   * Offsets when every piece is a span of the input (identity normalizer, cutting pre-tokenizer):
+   * a token covering bytes [b0, b1) of the input gets the chars [char(b0), char(b1 − 1) + 1), which
+   * is what Rust's alignments give there. Null when a word needs Rust's raw-offset fallback.
+   */
+  private offsetsFromSpans(s: string, plan: SpanPlan): TokenizerOffsetEncoding | null {
+    const n = s.length;
+    // Code point index of each UTF-16 unit; UTF-8 offset of each unit; code point of each byte.
+    const cpOfUnit = new Int32Array(n + 1);
+    const byteOfUnit = new Int32Array(n + 1);
+    let cp = 0;
+    let b = 0;
+    for (let i = 0; i < n; i++) {
+      cpOfUnit[i] = cp;
+      byteOfUnit[i] = b;
+      const c = s.charCodeAt(i);
+      if (c < 0xd800 || c >= 0xdc00) cp++;
+      b += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0xd800 || c >= 0xe000 ? 3 : c < 0xdc00 ? 4 : 0;
+    }
+    cpOfUnit[n] = cp;
+    byteOfUnit[n] = b;
+    let cpOfByte: Int32Array | null = null;
+    if (plan.byteLevel) {
+      cpOfByte = new Int32Array(b);
+      for (let i = 0; i < n; i++) cpOfByte.fill(cpOfUnit[i]!, byteOfUnit[i]!, byteOfUnit[i + 1]!);
+    }
+    const enc: TokenizerOffsetEncoding = { ids: [], tokens: [], offsets: [] };
+    let ok = true;
+    for (const piece of this.addedSplits(s)) {
+      const p0 = piece.start;
+      if (piece.id >= 0) {
+        enc.ids.push(piece.id);
+        enc.tokens.push(piece.text);
+        enc.offsets.push([cpOfUnit[p0]!, cpOfUnit[p0 + piece.text.length - 1]! + 1]);
+        continue;
+      }
+      runPlan(plan, piece.text, (a, e) => {
+        const w = this.model.spanWord(piece.text, a, e, plan.byteLevel);
+        const units = w.units!;
+        if (units === null) {
+          ok = false;
+          return;
+        }
+        const base = plan.byteLevel ? byteOfUnit[p0 + a]! : p0 + a;
+        const at = plan.byteLevel ? cpOfByte! : cpOfUnit;
+        for (let k = 0; k < w.ids.length; k++) {
+          enc.ids.push(w.ids[k]!);
+          enc.tokens.push(this.model.vocabR.get(w.ids[k]!)!);
+          enc.offsets.push([at[base + units[2 * k]!]!, at[base + units[2 * k + 1]! - 1]! + 1]);
+        }
+      });
+    }
+    return ok ? enc : null;
+  }
+
+  /** Offsets by Rust's own bookkeeping: alignments through every normalizer and pre-tokenizer step. */
+  private offsetsTracked(s: string): TokenizerOffsetEncoding {
     const enc: TokenizerOffsetEncoding = { ids: [], tokens: [], offsets: [] };
     const toChars = new ByteToCharConverter(s);
     const pushToken = (id: number, token: string, start: number, end: number) => {
@@ -279,9 +348,7 @@ export class Tokenizer {
         else this.preTokenizer.eachTracked(part, model);
       }
     }
-    const out = this.postProcessor === null ? enc : this.postProcessor.processEncoding(enc, options.addSpecialTokens !== false);
-    if (options.offsetUnit === 'utf16') out.offsets = out.offsets.map(codePointToUtf16(s));
-    return out;
+    return enc;
   }
 
   /** Pieces after raw added tokens, normalization and normalized added tokens (empty pieces dropped). */
@@ -298,7 +365,10 @@ export class Tokenizer {
       const t = this.normalizer === null ? p.text : this.normalizer.normalize(p.text);
       const sub: AddedSplit[] = [];
       this.added.splitNormalized(t, p.origin, sub);
-      for (const q of sub) if (q.id >= 0 || q.text.length > 0) out.push(q);
+      for (const q of sub) {
+        q.start += p.start; // in the input when the normalizer is the identity
+        if (q.id >= 0 || q.text.length > 0) out.push(q);
+      }
     }
     return out;
   }

@@ -74,6 +74,19 @@ describe('DeepSeek-V3 offsets vs Rust', () => {
     );
   });
 
+  it('the span fast path equals the general alignment-tracking path', () => {
+    const tracked = (s: string) => (ours as unknown as { offsetsTracked(s: string): unknown }).offsetsTracked(s);
+    fc.assert(
+      fc.property(arbText, (s0) => {
+        const s = (s0 as unknown as { toWellFormed(): string }).toWellFormed();
+        expect(ours.encodeWithOffsets(s, { addSpecialTokens: false })).toEqual(tracked(s));
+      }),
+      { seed: 56, numRuns: 300 },
+    );
+    const all = corpus.join('\n');
+    expect(ours.encodeWithOffsets(all)).toEqual(tracked(all));
+  });
+
   it('definition: each token spans the smallest run of whole chars holding its bytes (UTF-16 units)', () => {
     const utf8 = new TextEncoder();
     fc.assert(
