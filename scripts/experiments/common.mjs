@@ -19,8 +19,8 @@ export { heldOutLoss, unigramEntropy, windowMeans };
 export function experimentArgs(defaults = {}) {
   const d = { steps: '800', batch: '8', seq: '64', lr: '3e-3', warmup: '20', seed: '1', window: '100', backend: 'wasm', ...defaults };
   const { values } = parseArgs({ options: Object.fromEntries(Object.entries(d).map(([k, v]) => [k, { type: 'string', default: v }])) });
-  const num = (k) => Number(values[k]);
-  return { steps: num('steps'), batch: num('batch'), seq: num('seq'), lr: num('lr'), warmup: num('warmup'), seed: num('seed'), window: num('window'), backend: values.backend };
+  // numbers, except the backend name and lists
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, k === 'backend' || k === 'seeds' ? v : Number(v)]));
 }
 
 /** The bundled corpus as byte tokens, split 90 % train / 10 % held out (the demo's split). */
