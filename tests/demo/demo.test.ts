@@ -11,6 +11,7 @@ import { runDemo } from '../../src/demo/demo.js';
 import { readSafetensorsFile } from '../../src/io/safetensors_node.js';
 import { loadModel } from '../../src/model/weights_node.js';
 import { collectionFromSafetensors } from '../../src/verify/trace.js';
+import { dsv3, ensureBuilt } from '../cli/helpers.js';
 import { runCommand, type InProcessRun } from './helpers.js';
 
 let dir: string;
@@ -74,4 +75,19 @@ describe('runDemo', () => {
     expect(() => runDemo(corpus, { steps: 0 })).toThrow(/steps must be a positive integer/);
     expect(() => runDemo(corpus, { preset: 'bench' })).toThrow(/no MTP module/);
   });
+});
+
+describe('dsv3 demo as a subprocess', () => {
+  it.skipIf(!readFileSync(new URL('../../src/cli/main.ts', import.meta.url), 'utf8').includes('registerDemoCommand'))(
+    'runs through dist/cli/main.js with --json (once src/cli/main.ts registers it)',
+    async () => {
+      await ensureBuilt();
+      const out = join(dir, 'sub');
+      const r = dsv3(['demo', '--steps', '3', '--batch', '2', '--seq', '16', '--out', out, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const s = JSON.parse(r.stdout) as { checks: { passed: boolean }[]; files: { report: string } };
+      expect(s.checks.every((c) => c.passed)).toBe(true);
+      expect(existsSync(s.files.report)).toBe(true);
+    },
+  );
 });
