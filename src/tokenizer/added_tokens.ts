@@ -88,7 +88,7 @@ export class AddedVocabulary {
    * deserializer does: the JSON `id` is NOT used; a token keeps its model-vocabulary id if it has
    * one, otherwise it gets the next id from `modelSize` on (Rust only warns on a mismatch).
    */
-  constructor(tokens: AddedTokenConfig[], normalize: ((s: string) => string) | null, modelVocab: Map<string, number>, modelSize: number) {
+  constructor(tokens: AddedTokenConfig[], normalize: ((s: string) => string) | null, modelVocab: { get(token: string): number | undefined }, modelSize: number) {
     let nextId = modelSize;
     tokens.forEach((t0, k) => {
       if (typeof t0.content !== 'string') throw new FormatError('tokenizer.json', `added_tokens[${k}] needs a string 'content'`);

@@ -45,11 +45,12 @@ const BYTE_TOKENS = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).t
 /** A byte-pair-encoding model. */
 export class BpeModel {
   /** token string → id. */
-  readonly vocab: Map<string, number>;
+  readonly vocab: TokenVocab;
   /** id → token string (sparse ids allowed). */
   readonly vocabR: VocabById;
-  /** (left id, right id) → rank·pairBase + merged id. */
-  private readonly merges: PairTable;
+  /** (left id, right id) → rank·pairBase + merged id; built on first use (mergeTable). */
+  private merges: PairTable | null = null;
+  private readonly mergeList: BpeModelConfig['merges'];
   private readonly pairBase: number;
   private readonly cache = new Map<string, number[]>();
   private readonly spanCacheBytes = new SpanCache();
@@ -66,17 +67,19 @@ export class BpeModel {
     if (cfg.dropout !== null && cfg.dropout !== undefined && cfg.dropout !== 0) {
       throw new FormatError('tokenizer.json', `model.dropout = ${cfg.dropout}: BPE dropout is random, this library only encodes deterministically`);
     }
-    // Plain indexed loops over Object.keys: this constructor is most of the load time after JSON.parse.
-    this.vocab = new Map();
-    const toks = Object.keys(cfg.vocab);
+    // The parsed `model.vocab` object is used as the token → id table itself: copying its 128K
+    // entries into a Map was a third of the load time. One pass validates ids and fills id → token.
+    const obj = cfg.vocab;
+    if (obj === null || typeof obj !== 'object') throw new FormatError('tokenizer.json', 'model.vocab is not an object');
+    const toks = Object.keys(obj);
     let maxId = 0;
     for (let k = 0; k < toks.length; k++) {
-      const tok = toks[k]!;
-      const id = cfg.vocab[tok]!;
-      this.vocab.set(tok, id);
+      const id = obj[toks[k]!];
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new FormatError('tokenizer.json', `model.vocab[${JSON.stringify(toks[k])}] = ${JSON.stringify(id)} is not a token id`);
       if (id > maxId) maxId = id;
     }
-    this.vocabR = new VocabById(this.vocab, maxId);
+    this.vocab = new TokenVocab(obj, toks.length);
+    this.vocabR = new VocabById(obj, toks, maxId);
     this.pairBase = maxId + 1;
     this.prefix = cfg.continuing_subword_prefix ?? null;
     this.suffix = cfg.end_of_word_suffix ?? null;
@@ -88,8 +91,19 @@ export class BpeModel {
     this.fuseUnk = cfg.fuse_unk === true;
     this.byteFallback = cfg.byte_fallback === true;
     this.ignoreMerges = cfg.ignore_merges === true;
-    const merges = cfg.merges;
-    this.merges = new PairTable(merges.length);
+    this.mergeList = cfg.merges;
+    if (!Array.isArray(cfg.merges)) throw new FormatError('tokenizer.json', 'model.merges is not an array');
+  }
+
+  /**
+   * The merge table, parsed from `model.merges` on the first word that needs a merge (about a
+   * third of the load time of DeepSeek-V3's file is spent here, so loading does not pay it).
+   * A malformed merge therefore raises {@link FormatError} on that first encode, not on load.
+   */
+  private mergeTable(): PairTable {
+    if (this.merges !== null) return this.merges;
+    const merges = this.mergeList;
+    const table = new PairTable(merges.length);
     const vocab = this.vocab;
     const prefix = this.prefix;
     const base = this.pairBase;
@@ -115,8 +129,10 @@ export class BpeModel {
       const id = vocab.get(merged);
       if (id === undefined) throw new FormatError('tokenizer.json', `model.merges[${rank}]: merged token '${merged}' is not in model.vocab`);
       // A repeated pair keeps its last rank, as Rust's HashMap collect does.
-      this.merges.set(ia, ib, rank * base + id);
+      table.set(ia, ib, rank * base + id);
     }
+    this.merges = table;
+    return table;
   }
 
   /** Number of entries in the model vocabulary. */
@@ -264,6 +280,7 @@ export class BpeModel {
     const sym = this.initialSymbols(w, lens0);
     const n = sym.length;
     if (n < 2) return { ids: sym, lens: lens0 };
+    const merges = this.mergeTable();
     const len = Int32Array.from(lens0);
     const next = new Int32Array(n);
     const prev = new Int32Array(n);
@@ -274,7 +291,7 @@ export class BpeModel {
     }
     const heap = new MergeHeap();
     for (let k = 0; k + 1 < n; k++) {
-      const m = this.merges.get(sym[k]!, sym[k + 1]!);
+      const m = merges.get(sym[k]!, sym[k + 1]!);
       if (m >= 0) heap.push(m, k);
     }
     while (heap.size > 0) {
@@ -282,7 +299,7 @@ export class BpeModel {
       if (alive[pos] === 0 || next[pos] === -1) continue;
       const right = next[pos]!;
       // Stale entry: the pair at pos changed since it was queued.
-      if (this.merges.get(sym[pos]!, sym[right]!) !== m) continue;
+      if (merges.get(sym[pos]!, sym[right]!) !== m) continue;
       const newId = m % this.pairBase;
       sym[pos] = newId;
       len[pos] += len[right]!;
@@ -291,12 +308,12 @@ export class BpeModel {
       if (next[pos]! >= 0) prev[next[pos]!] = pos;
       const p = prev[pos]!;
       if (p >= 0) {
-        const mp = this.merges.get(sym[p]!, newId);
+        const mp = merges.get(sym[p]!, newId);
         if (mp >= 0) heap.push(mp, p);
       }
       const q = next[pos]!;
       if (q >= 0) {
-        const mq = this.merges.get(newId, sym[q]!);
+        const mq = merges.get(newId, sym[q]!);
         if (mq >= 0) heap.push(mq, pos);
       }
     }
@@ -310,20 +327,37 @@ export class BpeModel {
   }
 }
 
+/**
+ * token → id over the parsed `model.vocab` object, not copied (so that object must not be
+ * mutated afterwards). Only own number-valued properties count: `Object.prototype` has none.
+ */
+export class TokenVocab {
+  constructor(
+    private readonly obj: Record<string, number>,
+    /** Number of tokens. */
+    readonly size: number,
+  ) {}
+
+  /** The id of a token, or undefined. */
+  get(token: string): number | undefined {
+    const v = this.obj[token];
+    return typeof v === 'number' ? v : undefined;
+  }
+}
+
 /** id → token string: an array when ids are dense (the usual case), else a Map. */
 export class VocabById {
   private readonly arr: Array<string | undefined> | null;
   private readonly map: Map<number, string> | null;
 
-  constructor(vocab: Map<string, number>, maxId: number) {
-    if (maxId < 4 * vocab.size + 1024) {
-      this.arr = new Array<string | undefined>(maxId + 1).fill(undefined);
-      this.map = null;
-      for (const [tok, id] of vocab) this.arr[id] = tok;
-    } else {
-      this.arr = null;
-      this.map = new Map();
-      for (const [tok, id] of vocab) this.map.set(id, tok);
+  constructor(vocab: Record<string, number>, tokens: string[], maxId: number) {
+    const dense = maxId < 4 * tokens.length + 1024;
+    this.arr = dense ? new Array<string | undefined>(maxId + 1).fill(undefined) : null;
+    this.map = dense ? null : new Map();
+    for (let k = 0; k < tokens.length; k++) {
+      const tok = tokens[k]!;
+      if (dense) this.arr![vocab[tok]!] = tok;
+      else this.map!.set(vocab[tok]!, tok);
     }
   }
 
@@ -476,12 +510,13 @@ function wordUnits(word: string, lens: number[]): Int32Array | null {
  * half full (the cache never changes results).
  */
 class SpanCache {
-  private static readonly BITS = 17;
-  private keys: Array<string | undefined> = new Array(1 << SpanCache.BITS);
-  private hashes = new Int32Array(1 << SpanCache.BITS);
-  private values: CachedWord[] = new Array(1 << SpanCache.BITS);
+  private static readonly SIZE = 1 << 17;
+  // Allocated on first store (a tokenizer that never encodes pays nothing).
+  private keys: Array<string | undefined> = [];
+  private hashes = new Int32Array(0);
+  private values: CachedWord[] = [];
   private count = 0;
-  private readonly mask = (1 << SpanCache.BITS) - 1;
+  private readonly mask = SpanCache.SIZE - 1;
 
   private static hash(text: string, start: number, end: number): number {
     let h = 0x811c9dc5 | 0;
@@ -490,15 +525,15 @@ class SpanCache {
   }
 
   clear(): void {
-    if (this.count === 0) return;
-    this.keys = new Array(1 << SpanCache.BITS);
-    this.values = new Array(1 << SpanCache.BITS);
-    this.hashes.fill(0);
+    this.keys = [];
+    this.hashes = new Int32Array(0);
+    this.values = [];
     this.count = 0;
   }
 
   /** The cached word `text[start, end)`, or undefined. */
   get(text: string, start: number, end: number): CachedWord | undefined {
+    if (this.count === 0) return undefined;
     const h = SpanCache.hash(text, start, end);
     const n = end - start;
     for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
@@ -513,7 +548,12 @@ class SpanCache {
 
   /** Remember the encoding of `key` (not already present). */
   store(key: string, w: CachedWord): void {
-    if (this.count >= (this.mask + 1) >> 1) this.clear();
+    if (this.count >= SpanCache.SIZE >> 1) this.clear();
+    if (this.count === 0) {
+      this.keys = new Array(SpanCache.SIZE);
+      this.hashes = new Int32Array(SpanCache.SIZE);
+      this.values = new Array(SpanCache.SIZE);
+    }
     const h = SpanCache.hash(key, 0, key.length);
     let i = h & this.mask;
     while (this.keys[i] !== undefined) i = (i + 1) & this.mask;

@@ -2,7 +2,7 @@
 // (pre-tokenizers via preTokenizeString, normalizers via normalizeString, decoders via decode).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { UnsupportedError } from '../../src/errors.js';
+import { FormatError, UnsupportedError } from '../../src/errors.js';
 import { decoderFromJSON } from '../../src/tokenizer/decoders.js';
 import { normalizerFromJSON } from '../../src/tokenizer/normalizers.js';
 import { preTokenizerFromJSON } from '../../src/tokenizer/pre_tokenizers.js';
@@ -182,5 +182,13 @@ describe('unsupported components are named, never approximated', () => {
     expect(() => Tokenizer.fromJSON({ ...base, pre_tokenizer: { type: 'UnicodeScripts' } })).toThrow(/pre_tokenizer 'UnicodeScripts'/);
     expect(() => Tokenizer.fromJSON({ ...base, normalizer: { type: 'Precompiled' } })).toThrow(/normalizer 'Precompiled'/);
     expect(() => Tokenizer.fromJSON({ ...base, decoder: { type: 'CTC' } })).toThrow(UnsupportedError);
+  });
+  it('a merge naming a token outside the vocabulary raises FormatError on the first encode that merges', () => {
+    const base = JSON.parse(shell({})) as Record<string, unknown>;
+    const model = { ...(base['model'] as object), vocab: { a: 0, b: 1, ab: 2 }, merges: ['a b', 'b c'] };
+    const t = Tokenizer.fromJSON({ ...base, model });
+    expect(t.encode('a')).toEqual([0]); // one symbol: the merge table is not needed yet
+    expect(() => t.encode('ab')).toThrow(FormatError);
+    expect(() => t.encode('ab')).toThrow(/model\.merges\[1\]: 'c' is not in model\.vocab/);
   });
 });
