@@ -250,6 +250,18 @@ function matmulSmallRows(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i
 }
 
 /**
+ * Benchmark probe (not used by the library): runs the micro-kernel `reps` times on one KC-deep
+ * panel pair that stays in L1, storing a full tile each time, as the blocked loop does. Its rate,
+ * 2·MR·NR·KC·reps flop, is the ceiling the whole matmul can approach on this engine and CPU.
+ */
+export function matmulMicroKernelProbe(reps: i32): void {
+  for (let r = 0; r < reps; r++) microKernel(packedA, packedB, KC, edgeTile, <usize>NR * 4, false, MR, NR);
+}
+
+/** Flop per `matmulMicroKernelProbe` repetition: 2·MR·NR·KC. */
+export const MICRO_KERNEL_PROBE_FLOP: i32 = 2 * MR * NR * KC;
+
+/**
  * C[M,N] (+)= op(A)·op(B) on row-major f32 matrices at byte addresses a, b, c (see LAYOUT_*).
  * `accumulate` = 0 overwrites C, 1 adds to it.
  */
