@@ -11,3 +11,4 @@ export * from './io/index.js';
 export * from './train/index.js';
 export * from './tokenizer/index.js';
 export * from './verify/index.js';
+export * from './demo/index.js';

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerBenchCommand } from './commands/bench.js';
+import { registerDemoCommand } from './commands/demo.js';
 import { registerDiffCommand } from './commands/diff.js';
 import { registerForwardCommand } from './commands/forward.js';
 import { registerGenerateCommand } from './commands/generate.js';
@@ -14,6 +15,7 @@ import { registerGradCommand } from './commands/grad.js';
 import { registerInfoCommand } from './commands/info.js';
 import { registerTokenizeCommands } from './commands/tokenize.js';
 import { registerTraceCommand } from './commands/trace.js';
+import { registerTrainCommand } from './commands/train.js';
 import { registerVerifyCommand } from './commands/verify.js';
 import { reportError } from './errors.js';
 
@@ -42,8 +44,10 @@ export function buildProgram(): Command {
   registerVerifyCommand(program);
   registerDiffCommand(program);
   registerGenerateCommand(program);
+  registerTrainCommand(program);
   registerTokenizeCommands(program);
   registerBenchCommand(program);
+  registerDemoCommand(program);
   // subcommands must not let commander exit: errors come back here
   for (const c of program.commands) {
     c.exitOverride().configureOutput({ outputError: (str, write) => write(`dsv3 ${c.name()}: ${str.trimEnd()} (see dsv3 ${c.name()} --help)\n`) });
