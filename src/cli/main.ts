@@ -69,4 +69,10 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   }
 }
 
+// `dsv3 … | head`: a reader that closes the pipe early is not an error of ours
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 process.exitCode = await runCli(process.argv.slice(2));
