@@ -3,9 +3,16 @@
 // BLIS-style blocking: the K axis is cut into KC-deep slices and N into NC-wide blocks; each
 // slice of B is packed into 8-column panels (kc×8, contiguous) and each MC-row block of A into
 // 4-row panels (kc×4), zero-padded at the edges. A 4×8 micro-kernel then holds its 32 outputs
-// in 8 v128 registers (V8 spills beyond 4×8: x64 has 16 xmm registers) while it streams four
-// A broadcasts and two B vectors per k step. Packing is also where the three layouts are
-// handled, so one micro-kernel serves nn, nt and tn. Products with m < 4 skip all of this.
+// in 8 v128 registers while it streams four A broadcasts and two B vectors per k step. Packing
+// is also where the three layouts are handled, so one micro-kernel serves nn, nt and tn.
+// Products with m < 4 skip all of this.
+//
+// Why 4×8 (measured in L1 on a Sapphire-Rapids-class core, V8 11.3, docs/kernels.md): it runs at
+// 97% of the CPU's non-FMA port limit (1.5 vector multiply-adds per cycle) and at 96% of its FMA
+// limit in the relaxed build. 5×8 and 6×8 spill (V8 allocates 15 xmm registers) and lose 15–40%;
+// unrolling k by 2 loses 20%; 2×16 and 3×12 tie in the SIMD build, and 3×12 is ~5% faster in
+// the relaxed build in L1 but no faster in the whole matmul (N = 256 pads to 264 columns).
+// KC = 384/512 and other MC/NC changed the whole matmul by < 1%.
 
 /** Layout codes passed from the JS side. */
 export const LAYOUT_NN: i32 = 0; // A [M,K], B [K,N]
@@ -201,49 +208,165 @@ function microKernel(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, add: b
 }
 
 // Fewer rows than a micro-kernel tile (decode: one token): packing B would cost as much as the
-// product and most tile rows would be padding, so these read A and B in place.
+// product and most tile rows would be padding, so these read A and B in place. They perform
+// exactly the tiled path's arithmetic on every element (a sum from 0 over each KC-deep slice in
+// order of p, with the same multiply-add, then C = S₀ or C + S₀, C + S₁, …), so a row of C is
+// bit-identical whatever M is: a token's result does not depend on its batch.
+
 const SMALL_M: i32 = 4;
 
-// 'nt', m < 4: C[i,j] (+)= A[i,:]·B[j,:], dot products over contiguous rows.
-function matmulSmallNT(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, accumulate: bool): void {
-  for (let i = 0; i < m; i++) {
-    const ai = a + <usize>i * k * 4;
-    for (let j = 0; j < n; j++) {
-      const bj = b + <usize>j * k * 4;
-      let acc0 = f32x4.splat(0);
-      let acc1 = f32x4.splat(0);
-      let p = 0;
-      for (; p + 8 <= k; p += 8) {
-        const q = <usize>p * 4;
-        acc0 = madd(v128.load(ai + q), v128.load(bj + q), acc0);
-        acc1 = madd(v128.load(ai + q, 16), v128.load(bj + q, 16), acc1);
-      }
-      const acc = f32x4.add(acc0, acc1);
-      let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-      for (; p < k; p++) s += load<f32>(ai + <usize>p * 4) * load<f32>(bj + <usize>p * 4);
-      const cq = c + (<usize>i * n + j) * 4;
-      store<f32>(cq, accumulate ? load<f32>(cq) + s : s);
-    }
-  }
+// f32 scalar c + a·b rounded as `madd` rounds it (fused in the relaxed build).
+// @ts-ignore: decorator
+@inline function maddScalar(a: f32, b: f32, c: f32): f32 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.extract_lane(f32x4.relaxed_madd(f32x4.splat(a), f32x4.splat(b), f32x4.splat(c)), 0);
+  return c + a * b;
 }
+
+// The row path keeps a row's KC-slice partial sums in the packed-B buffer (unused when m < 4),
+// in chunks of up to SMALL_W columns; whole rows of B are then streamed in order.
+const SMALL_W: i32 = 262144; // packedB bytes / 4
+const smallRow: usize = packedB;
 
 // 'nn' and 'tn', m < 4: C[i,:] (+)= Σ_p op(A)[i,p]·B[p,:], row updates over contiguous rows of B.
 function matmulSmallRows(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, accumulate: bool): void {
   for (let i = 0; i < m; i++) {
-    const ci = c + <usize>i * n * 4;
-    if (!accumulate) memory.fill(ci, 0, <usize>n * 4);
-    for (let p = 0; p < k; p++) {
-      const aip = load<f32>(a + (layout == LAYOUT_TN ? <usize>p * m + i : <usize>i * k + p) * 4);
-      const va = f32x4.splat(aip);
-      const bp = b + <usize>p * n * 4;
-      let j = 0;
-      for (; j + 4 <= n; j += 4) {
-        const q = <usize>j * 4;
-        v128.store(ci + q, madd(va, v128.load(bp + q), v128.load(ci + q)));
+    for (let j0 = 0; j0 < n; j0 += SMALL_W) {
+      const w = min(SMALL_W, n - j0);
+      const ci = c + (<usize>i * n + j0) * 4;
+      for (let pc = 0; pc < k; pc += KC) {
+        const kc = min(KC, k - pc);
+        memory.fill(smallRow, 0, <usize>w * 4);
+        for (let p = pc; p < pc + kc; p++) {
+          const aip = load<f32>(a + (layout == LAYOUT_TN ? <usize>p * m + i : <usize>i * k + p) * 4);
+          const va = f32x4.splat(aip);
+          const bp = b + (<usize>p * n + j0) * 4;
+          let j = 0;
+          for (; j + 4 <= w; j += 4) {
+            const q = <usize>j * 4;
+            v128.store(smallRow + q, madd(va, v128.load(bp + q), v128.load(smallRow + q)));
+          }
+          for (; j < w; j++) {
+            const q = <usize>j * 4;
+            store<f32>(smallRow + q, maddScalar(aip, load<f32>(bp + q), load<f32>(smallRow + q)));
+          }
+        }
+        // the first K slice overwrites C unless the caller asked to accumulate
+        const add = accumulate || pc > 0;
+        let j = 0;
+        for (; j + 4 <= w; j += 4) {
+          const q = <usize>j * 4;
+          const sv = v128.load(smallRow + q);
+          v128.store(ci + q, add ? f32x4.add(v128.load(ci + q), sv) : sv);
+        }
+        for (; j < w; j++) {
+          const q = <usize>j * 4;
+          const sv = load<f32>(smallRow + q);
+          store<f32>(ci + q, add ? load<f32>(ci + q) + sv : sv);
+        }
       }
-      for (; j < n; j++) {
-        const q = <usize>j * 4;
-        store<f32>(ci + q, load<f32>(ci + q) + aip * load<f32>(bp + q));
+    }
+  }
+}
+
+// acc + Σ_{p<4} s_p·column p of the 4×4 block of B whose rows start at x0..x3 + q: the block is
+// transposed in registers, then the four products are added in order of p.
+// @ts-ignore: decorator
+@inline function madd4x4T(x0: usize, x1: usize, x2: usize, x3: usize, q: usize, s0: v128, s1: v128, s2: v128, s3: v128, acc: v128): v128 {
+  const y0 = v128.load(x0 + q);
+  const y1 = v128.load(x1 + q);
+  const y2 = v128.load(x2 + q);
+  const y3 = v128.load(x3 + q);
+  const t0 = v128.shuffle<f32>(y0, y1, 0, 4, 1, 5);
+  const t1 = v128.shuffle<f32>(y0, y1, 2, 6, 3, 7);
+  const t2 = v128.shuffle<f32>(y2, y3, 0, 4, 1, 5);
+  const t3 = v128.shuffle<f32>(y2, y3, 2, 6, 3, 7);
+  acc = madd(s0, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5), acc);
+  acc = madd(s1, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7), acc);
+  acc = madd(s2, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), acc);
+  return madd(s3, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7), acc);
+}
+
+// acc + s·(x0[q], x1[q], x2[q], x3[q]): one step of p for four rows of B.
+// @ts-ignore: decorator
+@inline function madd4Rows(x0: usize, x1: usize, x2: usize, x3: usize, q: usize, s: v128, acc: v128): v128 {
+  let col = f32x4.splat(load<f32>(x0 + q));
+  col = f32x4.replace_lane(col, 1, load<f32>(x1 + q));
+  col = f32x4.replace_lane(col, 2, load<f32>(x2 + q));
+  col = f32x4.replace_lane(col, 3, load<f32>(x3 + q));
+  return madd(s, col, acc);
+}
+
+// 'nt', m < 4: C[i,j] (+)= A[i,:]·B[j,:] over rows of B, sixteen columns j at a time: 4×4 blocks
+// of B (four rows, four p) are transposed in registers so that each lane accumulates its own
+// column in order of p; four independent accumulators hide the multiply-add latency.
+function matmulSmallNT(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, accumulate: bool): void {
+  const ld = <usize>k * 4;
+  for (let i = 0; i < m; i++) {
+    const ai = a + <usize>i * k * 4;
+    const ci = c + <usize>i * n * 4;
+    for (let j = 0; j < n; j += 16) {
+      const cols = min(16, n - j);
+      // rows of B past n are read as row j (valid memory; their lanes are never stored)
+      const r0 = b + <usize>j * ld;
+      const r1 = cols > 1 ? r0 + ld : r0;
+      const r2 = cols > 2 ? r0 + 2 * ld : r0;
+      const r3 = cols > 3 ? r0 + 3 * ld : r0;
+      const r4 = cols > 4 ? r0 + 4 * ld : r0;
+      const r5 = cols > 5 ? r0 + 5 * ld : r0;
+      const r6 = cols > 6 ? r0 + 6 * ld : r0;
+      const r7 = cols > 7 ? r0 + 7 * ld : r0;
+      const r8 = cols > 8 ? r0 + 8 * ld : r0;
+      const r9 = cols > 9 ? r0 + 9 * ld : r0;
+      const r10 = cols > 10 ? r0 + 10 * ld : r0;
+      const r11 = cols > 11 ? r0 + 11 * ld : r0;
+      const r12 = cols > 12 ? r0 + 12 * ld : r0;
+      const r13 = cols > 13 ? r0 + 13 * ld : r0;
+      const r14 = cols > 14 ? r0 + 14 * ld : r0;
+      const r15 = cols > 15 ? r0 + 15 * ld : r0;
+      for (let pc = 0; pc < k; pc += KC) {
+        const kend = pc + min(KC, k - pc);
+        let acc0 = f32x4.splat(0);
+        let acc1 = f32x4.splat(0);
+        let acc2 = f32x4.splat(0);
+        let acc3 = f32x4.splat(0);
+        let p = pc;
+        for (; p + 4 <= kend; p += 4) {
+          const q = <usize>p * 4;
+          const s0 = v128.load32_splat(ai + q);
+          const s1 = v128.load32_splat(ai + q, 4);
+          const s2 = v128.load32_splat(ai + q, 8);
+          const s3 = v128.load32_splat(ai + q, 12);
+          acc0 = madd4x4T(r0, r1, r2, r3, q, s0, s1, s2, s3, acc0);
+          acc1 = madd4x4T(r4, r5, r6, r7, q, s0, s1, s2, s3, acc1);
+          acc2 = madd4x4T(r8, r9, r10, r11, q, s0, s1, s2, s3, acc2);
+          acc3 = madd4x4T(r12, r13, r14, r15, q, s0, s1, s2, s3, acc3);
+        }
+        for (; p < kend; p++) {
+          const q = <usize>p * 4;
+          const s = v128.load32_splat(ai + q);
+          acc0 = madd4Rows(r0, r1, r2, r3, q, s, acc0);
+          acc1 = madd4Rows(r4, r5, r6, r7, q, s, acc1);
+          acc2 = madd4Rows(r8, r9, r10, r11, q, s, acc2);
+          acc3 = madd4Rows(r12, r13, r14, r15, q, s, acc3);
+        }
+        // the first K slice overwrites C unless the caller asked to accumulate
+        const add = accumulate || pc > 0;
+        const cq = ci + <usize>j * 4;
+        if (cols == 16) {
+          v128.store(cq, add ? f32x4.add(v128.load(cq), acc0) : acc0);
+          v128.store(cq, add ? f32x4.add(v128.load(cq, 16), acc1) : acc1, 16);
+          v128.store(cq, add ? f32x4.add(v128.load(cq, 32), acc2) : acc2, 32);
+          v128.store(cq, add ? f32x4.add(v128.load(cq, 48), acc3) : acc3, 48);
+        } else {
+          v128.store(edgeTile, acc0);
+          v128.store(edgeTile, acc1, 16);
+          v128.store(edgeTile, acc2, 32);
+          v128.store(edgeTile, acc3, 48);
+          for (let t = 0; t < cols; t++) {
+            const v = load<f32>(edgeTile + <usize>t * 4);
+            store<f32>(cq + <usize>t * 4, add ? load<f32>(cq + <usize>t * 4) + v : v);
+          }
+        }
       }
     }
   }

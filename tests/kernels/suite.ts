@@ -91,6 +91,52 @@ export function describeKernelSuite(load: () => Promise<Kernels>, expectedName: 
       for (const layout of LAYOUTS) checkMatmul(impl(), layout, 133, 1029, 517, true, rng);
     });
 
+    it('matmul: a row of C is bit-identical whatever M is (alone, in any group of rows)', () => {
+      // Model code relies on this (a token's output must not depend on its batch): the wasm
+      // kernels use an unpacked path for M < 4 and the tiled path otherwise, and both must do
+      // the same arithmetic per element. No tolerance: the comparison is exact (Object.is).
+      fc.assert(
+        fc.property(
+          fc.constantFrom(...LAYOUTS),
+          fc.integer({ min: 4, max: 11 }),
+          fc.constantFrom(1, 5, 8, 17, 37),
+          fc.constantFrom(1, 7, 64, 300, 600),
+          fc.boolean(),
+          fc.integer({ min: 1, max: 5 }),
+          fc.integer(),
+          (layout, M, n, k, acc, group, seed) => {
+            const rng = new TestRng(seed);
+            const a = rng.f32(M * k);
+            const b = rng.f32(k * n);
+            const c0 = rng.f32(M * n, -2, 2);
+            // rows r0..r0+m-1 of op(A) (op(A) is [K, M] for 'tn')
+            const rowsOf = (r0: number, m: number): Float32Array => {
+              const out = new Float32Array(m * k);
+              for (let t = 0; t < m; t++) {
+                for (let p = 0; p < k; p++) {
+                  out[layout === 'tn' ? p * m + t : t * k + p] = layout === 'tn' ? a[p * M + r0 + t]! : a[(r0 + t) * k + p]!;
+                }
+              }
+              return out;
+            };
+            const all = c0.slice();
+            impl().matmul(layout, a, b, all, M, n, k, acc);
+            for (let r0 = 0; r0 < M; r0 += group) {
+              const m = Math.min(group, M - r0);
+              const part = c0.slice(r0 * n, (r0 + m) * n);
+              impl().matmul(layout, rowsOf(r0, m), b, part, m, n, k, acc);
+              for (let i = 0; i < m * n; i++) {
+                if (!Object.is(part[i], all[r0 * n + i])) {
+                  throw new Error(`${impl().name} matmul ${layout} M=${M} n=${n} k=${k} acc=${acc}: row ${r0 + Math.floor(i / n)} differs in a group of ${m} rows`);
+                }
+              }
+            }
+          },
+        ),
+        { seed: 20240603, numRuns: 80 },
+      );
+    });
+
     it('matmulBatched: per-item B and broadcast B (bStride 0), accumulate off and on', () => {
       const rng = new TestRng(2);
       for (const layout of LAYOUTS) {
