@@ -2,19 +2,24 @@
 """Dump a PyTorch DeepSeek-V3's activations (and optionally gradients) under deepseek-v3-ref trace
 names, for `dsv3 verify` (see docs/verify.md and docs/trace-names.md).
 
-Needs only torch; the safetensors file is written by hand (8-byte little-endian header length,
-JSON header, raw little-endian tensors), so no `safetensors` package is required.
+Needs only torch (>= 1.13); the safetensors file is written by hand (8-byte little-endian header
+length, JSON header, raw little-endian tensors), so no `safetensors` package is required.
 
-Works on a module tree with Hugging Face names (transformers' DeepseekV3ForCausalLM or the hub's
-modeling_deepseek.py): model.embed_tokens, model.layers.{i}.input_layernorm, .self_attn
-(.q_a_proj, .q_a_layernorm, .q_b_proj | .q_proj, .kv_a_proj_with_mqa, .kv_a_layernorm,
-.kv_b_proj, .o_proj), .post_attention_layernorm, .mlp (.gate, .experts, .shared_experts),
-model.norm, lm_head. For the official inference/model.py tree (embed, layers.{i}.attn.wkv_b,
-...) use the same hooks with the official names and pass `--official-names` to dsv3 verify.
+Hooks are registered by module path, for either tree:
+- Hugging Face names (transformers' DeepseekV3ForCausalLM or the hub's modeling_deepseek.py):
+  model.embed_tokens, model.layers.{i}.input_layernorm, .self_attn (.q_a_proj, .q_a_layernorm,
+  .q_b_proj | .q_proj, .kv_a_proj_with_mqa, .kv_a_layernorm, .kv_b_proj, .o_proj),
+  .post_attention_layernorm, .mlp (.gate, .experts, .shared_experts), model.norm, lm_head;
+- the official inference/model.py names: embed, layers.{i}.attn_norm, .attn (.wq_a, .q_norm, .wq_b
+  | .wq, .wkv_a, .kv_norm, .wkv_b, .wo), .ffn_norm, .ffn (.gate, .experts, .shared_experts), norm,
+  head. The dump then holds official names: pass `--official-names` to dsv3 verify.
+
+Quantities computed inside a function (q_pe, k_pe, attn_scores, attn_probs) are not module
+outputs: call `record(name, tensor)` for them in your code (a no-op outside a dump).
 
 Usage as a library (your model, your loader):
 
-    from dump_pytorch_activations import dump_activations
+    from dump_pytorch_activations import dump_activations, record
     dump_activations(model, input_ids, "ref.safetensors", config=model.config, grads=False)
 
 then:
@@ -27,6 +32,17 @@ import struct
 import torch
 
 _DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int32: "I32", torch.int64: "I64"}
+_recorder = None  # the active dump's record function (set by dump_activations)
+
+
+def record(name, tensor):
+    """Record `tensor` under trace name `name` in the active dump (no-op when no dump is running).
+
+    Use it for values computed inside a function, e.g. in your attention:
+        record(f"model.layers.{i}.self_attn:attn_probs", probs.permute(0, 2, 1, 3))  # -> [B, H, S, T]
+    """
+    if _recorder is not None:
+        _recorder(name, tensor)
 
 
 def write_safetensors(path, tensors, order):
@@ -37,7 +53,8 @@ def write_safetensors(path, tensors, order):
         t = tensors[name].detach().cpu().contiguous()
         if t.dtype not in _DTYPES:  # bf16/f16 activations: widen (exactly) to f32
             t = t.float()
-        data = t.numpy().astype(t.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
+        a = t.numpy()
+        data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
         header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
@@ -54,18 +71,41 @@ def _first(x):
     return x[0] if isinstance(x, (tuple, list)) else x
 
 
-def dump_activations(model, input_ids, path, config, grads=False, labels=None):
+def _cfg(config, *names):
+    """The first attribute of `config` among `names` (HF config or the official ModelArgs)."""
+    for n in names:
+        if hasattr(config, n):
+            return getattr(config, n)
+    raise AttributeError(f"config has none of {names}")
+
+
+# module-path leaves of both trees: HF name, official name
+_NORMS = ("input_layernorm", "post_attention_layernorm", "q_a_layernorm", "kv_a_layernorm", "attn_norm", "ffn_norm", "q_norm", "kv_norm")
+_ATTN = ("self_attn", "attn")
+_MLP = ("mlp", "ffn")
+
+
+def _default_run(model, input_ids):
+    out = _first(model(input_ids))
+    return getattr(out, "logits", out)
+
+
+def dump_activations(model, input_ids, path, config, grads=False, labels=None, run=_default_run):
     """Run `model` on `input_ids` [B, S] with forward hooks and write our trace names to `path`.
 
     With grads=True, also runs the next-token cross-entropy backward (inputs ids[:, :-1], targets
     ids[:, 1:]: pass the same ids file to `dsv3 verify --grads`) and records grad.<parameter name>.
+    `run(model, ids)` must return logits for every position [B, S, vocab] (override it when your
+    model's forward returns something else, e.g. the official Transformer.forward returns only the
+    last position under torch.inference_mode).
     """
-    H = config.num_attention_heads
-    d = config.hidden_size
+    global _recorder
+    H = _cfg(config, "num_attention_heads", "n_heads")
+    d = _cfg(config, "hidden_size", "dim")
     nope, rope, v = config.qk_nope_head_dim, config.qk_rope_head_dim, config.v_head_dim
     out, order = {}, []
 
-    def record(name, t):
+    def _record(name, t):
         if name in out:
             raise RuntimeError(f"trace name {name} recorded twice")
         out[name] = t.detach().clone()
@@ -75,64 +115,75 @@ def dump_activations(model, input_ids, path, config, grads=False, labels=None):
 
     def on_output(name, fn=lambda t: t):
         def hook(_module, _inputs, output):
-            record(name, fn(_first(output)))
+            _record(name, fn(_first(output)))
         return hook
 
     def on_input(name, fn=lambda t: t):
         def hook(_module, inputs):
-            record(name, fn(inputs[0]))
+            _record(name, fn(inputs[0]))
+        return hook
+
+    def gate_hook(name):
+        def hook(_m, _i, output):
+            if isinstance(output, (tuple, list)):
+                # hub MoEGate: (topk_idx, topk_weight, aux_loss); official Gate: (weights, indices)
+                idx = next(t for t in output if torch.is_tensor(t) and not t.is_floating_point())
+                w = next(t for t in output if torch.is_tensor(t) and t.is_floating_point() and t.shape == idx.shape)
+                _record(f"{name}:indices", idx.reshape(B * S, -1).to(torch.int32))
+                _record(f"{name}:weights", w.reshape(B * S, -1))
+            else:  # transformers DeepseekV3TopkRouter: router logits [N, E]
+                _record(f"{name}:logits", output.reshape(B * S, -1))
         return hook
 
     B = input_ids.shape[0]
     S = input_ids.shape[1] - (1 if grads else 0)
     for mname, module in model.named_modules():
         parts = mname.split(".")
-        leaf = parts[-1] if parts else ""
-        if mname in ("model.embed_tokens", "model.norm", "lm_head"):
+        leaf, parent = parts[-1], ".".join(parts[:-1])
+        up = parts[-2] if len(parts) > 1 else ""
+        is_block = (len(parts) == 3 and parts[:2] == ["model", "layers"]) or (len(parts) == 2 and parts[0] == "layers")
+        if mname in ("model.embed_tokens", "model.norm", "lm_head", "embed", "norm", "head"):
             hooks.append(module.register_forward_hook(on_output(f"{mname}:out")))
-        elif len(parts) == 3 and parts[:2] == ["model", "layers"]:
+        elif is_block:
             hooks.append(module.register_forward_hook(on_output(f"{mname}:out")))  # residual stream after the block
-        elif leaf in ("input_layernorm", "post_attention_layernorm", "q_a_layernorm", "kv_a_layernorm"):
+        elif leaf in _NORMS:
             hooks.append(module.register_forward_hook(on_output(f"{mname}:out")))
-        elif leaf in ("q_b_proj", "q_proj") and parts[-2] == "self_attn":
+        elif leaf in ("q_b_proj", "q_proj", "wq_b", "wq") and up in _ATTN:
             # our :q is [B, S, H, nope+rope], before RoPE
-            hooks.append(module.register_forward_hook(on_output(f"{'.'.join(parts[:-1])}:q", lambda t: t.reshape(B, S, H, nope + rope))))
-        elif leaf == "kv_b_proj":
+            hooks.append(module.register_forward_hook(on_output(f"{parent}:q", lambda t: t.reshape(B, S, H, nope + rope))))
+        elif leaf in ("kv_b_proj", "wkv_b") and up in _ATTN:
             hooks.append(module.register_forward_hook(on_output(f"{mname}:out", lambda t: t.reshape(B, S, H, nope + v))))
-        elif leaf == "o_proj":
-            hooks.append(module.register_forward_pre_hook(on_input(f"{'.'.join(parts[:-1])}:o")))
-        elif leaf == "self_attn":
+        elif leaf in ("o_proj", "wo") and up in _ATTN:
+            hooks.append(module.register_forward_pre_hook(on_input(f"{parent}:o")))
+        elif leaf in _ATTN:
             hooks.append(module.register_forward_hook(on_output(f"{mname}:out")))
         elif leaf == "shared_experts":
             hooks.append(module.register_forward_hook(on_output(f"{mname}:out", lambda t: t.reshape(-1, d))))
-        elif leaf == "gate" and parts[-2] == "mlp":
-            def gate_hook(_m, _i, output, name=mname):
-                if isinstance(output, (tuple, list)):  # hub MoEGate: (topk_idx, topk_weight, aux_loss)
-                    record(f"{name}:indices", output[0].reshape(B * S, -1).to(torch.int32))
-                    record(f"{name}:weights", output[1].reshape(B * S, -1))
-                else:  # transformers DeepseekV3TopkRouter: router logits [N, E]
-                    record(f"{name}:logits", output.reshape(B * S, -1))
-            hooks.append(module.register_forward_hook(gate_hook))
-        elif leaf == "mlp":
+        elif leaf == "gate" and up in _MLP:
+            hooks.append(module.register_forward_hook(gate_hook(mname)))
+        elif leaf in _MLP:
             is_moe = hasattr(module, "experts")
             # MoE layers trace [B*S, d], dense layers [B, S, d] (docs/trace-names.md)
             hooks.append(module.register_forward_hook(on_output(f"{mname}:out", (lambda t: t.reshape(-1, d)) if is_moe else (lambda t: t))))
 
+    _recorder = _record
     try:
         if grads:
             model.zero_grad(set_to_none=True)
-            logits = _first(model(input_ids[:, :-1]))
-            logits = getattr(logits, "logits", logits)
+            logits = run(model, input_ids[:, :-1])
             targets = input_ids[:, 1:] if labels is None else labels
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+            # the loss in the model's precision (f32 or f64); bf16/f16 logits are widened to f32
+            lg = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+            loss = torch.nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), targets.reshape(-1))
             loss.backward()
             for pname, p in model.named_parameters():
                 if p.grad is not None:
-                    record(f"grad.{pname}", p.grad)
+                    _record(f"grad.{pname}", p.grad)
         else:
             with torch.no_grad():
-                model(input_ids)
+                run(model, input_ids)
     finally:
+        _recorder = None
         for h in hooks:
             h.remove()
     write_safetensors(path, out, order)
