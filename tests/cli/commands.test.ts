@@ -71,6 +71,14 @@ const ref = (n: string): Float64Array => tensorToFloat64(golden.expected.get(n)!
 const slice = (x: Float64Array, i: number, n: number): Float64Array => x.subarray(i * n, (i + 1) * n);
 const IDS = idsFile('v3_ids.json', rows);
 
+describe('--help of every command tested here', () => {
+  it.each(['forward', 'grad', 'generate', 'tokenize', 'detokenize', 'bench'])('%s --help: exit 0, usage and an example', (cmd) => {
+    const r = ok([cmd, '--help']);
+    expect(r.stdout).toMatch(new RegExp(`^Usage: dsv3 ${cmd} `));
+    expect(r.stdout).toMatch(new RegExp(`\\nExamples?:\\n\\s+(\\$ )?(echo [^\\n|]+\\| )?dsv3 ${cmd} `));
+  });
+});
+
 describe('dsv3 forward (subprocess, golden v3)', () => {
   it('f32 absorbed: logits, hidden.{i}, final_hidden, routing match the official float32 run; --json summary', () => {
     const out = join(tmp, 'fwd_f32.safetensors');

@@ -41,6 +41,7 @@ export function registerTokenizeCommands(program: Command): void {
     .requiredOption('--tokenizer <file>', 'tokenizer.json (tokenizer_config.json beside it is used if present)')
     .option('--special', 'add special tokens (BOS when tokenizer_config.json says add_bos_token)', false)
     .option('--json', 'print ids and tokens as JSON', false)
+    .addHelpText('after', "\nExamples:\n  $ echo -n 'Hello, world!' | dsv3 tokenize --tokenizer tokenizer.json\n  $ echo -n 'Hi' | dsv3 tokenize --tokenizer tokenizer.json --special --json")
     .action((opts: { tokenizer: string; special: boolean; json: boolean }) => {
       const tok = tokenizerFromFile(opts.tokenizer);
       const enc = tok.encodeWithTokens(readStdin(), { addSpecialTokens: opts.special });
@@ -51,6 +52,7 @@ export function registerTokenizeCommands(program: Command): void {
     .description('decode token ids on stdin (JSON array or whitespace-separated) to text')
     .requiredOption('--tokenizer <file>', 'tokenizer.json')
     .option('--skip-special', 'drop special tokens', false)
+    .addHelpText('after', "\nExamples:\n  $ echo '19923 14 2058 3' | dsv3 detokenize --tokenizer tokenizer.json\n  $ echo '[0, 19923]' | dsv3 detokenize --tokenizer tokenizer.json --skip-special")
     .action((opts: { tokenizer: string; skipSpecial: boolean }) => {
       const tok = tokenizerFromFile(opts.tokenizer);
       process.stdout.write(tok.decode(parseIdsText(readStdin()), { skipSpecialTokens: opts.skipSpecial }));
