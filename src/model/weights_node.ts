@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DType } from '../tensor.js';
-import { FormatError } from '../errors.js';
+import { FormatError, InputError } from '../errors.js';
 import { readSafetensorsFile, readShardedSafetensors, SAFETENSORS_INDEX_FILE, writeSafetensorsFile } from '../io/safetensors_node.js';
 import type { SafetensorsTensor } from '../io/safetensors.js';
 import { configFromHFWithWarnings, configToHF, type ModelConfig } from './config.js';
@@ -13,13 +13,24 @@ import { loadWeights, saveWeights, type ModelWeights, type SaveWeightsOptions } 
 
 /** Reads and parses `config.json` of a model directory (FormatError for bad JSON, ConfigError for bad values). */
 export function readConfigFile(path: string): { config: ModelConfig; warnings: string[] } {
+  const text = readFile(path);
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw new FormatError(path, `not valid JSON (${(e as Error).message})`);
   }
   return configFromHFWithWarnings(json);
+}
+
+/** Reads a text file; a missing or unreadable file is an InputError that names it. */
+function readFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${(e as Error).message})`);
+  }
 }
 
 /** Explicit files of a model: its config.json and its safetensors files (one, or every shard). */

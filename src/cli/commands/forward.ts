@@ -9,14 +9,7 @@ import type { AttnImpl } from '../../model/attention.js';
 import { DeepSeekV3 } from '../../model/model.js';
 import { loadModel } from '../../model/weights_node.js';
 import type { DType } from '../../tensor.js';
-import { CliUsageError } from '../errors.js';
-import { parseDType, printJSON, readIdsFile } from '../inputs.js';
-
-/** Parses `--attn`. */
-export function parseAttn(v: string): AttnImpl {
-  if (v === 'naive' || v === 'absorb') return v;
-  throw new CliUsageError(`--attn must be naive or absorb, got '${v}'`);
-}
+import { parseAttn, parseDType, printJSON, readIdsFile } from '../inputs.js';
 
 /** The tensors `dsv3 forward` writes (names and layouts of issue 3 item 7). */
 export function forwardOutputs(model: DeepSeekV3, ids: number[][], attn: AttnImpl): Map<string, SafetensorsTensor> {

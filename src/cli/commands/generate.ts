@@ -12,7 +12,7 @@ import { loadModel } from '../../model/weights_node.js';
 import type { DType } from '../../tensor.js';
 import { CliUsageError } from '../errors.js';
 import { parseDType, parseNonNegative, parsePositiveInt, printJSON } from '../inputs.js';
-import { parseAttn } from './forward.js';
+import { parseAttn } from '../inputs.js';
 
 /** Parses `--prompt-ids`: `1,2,3`, `1 2 3` or a JSON array. */
 export function parsePromptIds(v: string): number[] {
