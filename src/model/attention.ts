@@ -37,11 +37,11 @@ export interface MLAWeights {
   q_a_layernorm?: Tensor;
   /** [H·(n+R), qr]. */
   q_b_proj?: Tensor;
-  /** [C+R, d]: rows 0..C−1 the latent, C..C+R−1 the shared RoPE key. */
+  /** [C+R, d], rows 0..C−1 the latent and C..C+R−1 the shared RoPE key. */
   kv_a_proj_with_mqa: Tensor;
   /** [C]. */
   kv_a_layernorm: Tensor;
-  /** [H·(n+V), C]: rows of head h are [k_nope (n) | v (V)]. */
+  /** [H·(n+V), C], the rows of head h being [k_nope (n) | v (V)]. */
   kv_b_proj: Tensor;
   /** [d, H·V]. */
   o_proj: Tensor;

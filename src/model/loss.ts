@@ -30,7 +30,7 @@ export function validateTargets(targets: Int32Array, rows: number, vocab: number
 }
 
 /**
- * Mean cross-entropy of `logits` [rows, vocab] against `targets` [rows]: Σ_r CE_r / denominator, with
+ * Mean cross-entropy of `logits` [rows, vocab] against `targets` [rows], i.e. Σ_r CE_r / denominator, with
  * denominator = the number of non-ignored rows unless `denominator` is given (the MTP loss uses T, SPEC §4.2;
  * gradient accumulation uses the global target count, SPEC §5.8).
  */

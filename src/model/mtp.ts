@@ -27,14 +27,14 @@ import type { ModelWeights } from './weights.js';
 export interface MTPWeights {
   /** Absolute layer index L + k − 1 of this depth. */
   index: number;
-  /** `enorm.weight` [d]: RMSNorm of the token embedding. */
+  /** `enorm.weight` [d], the RMSNorm of the token embedding. */
   enorm: Tensor;
-  /** `hnorm.weight` [d]: RMSNorm of the previous depth's hidden state. */
+  /** `hnorm.weight` [d], the RMSNorm of the previous depth's hidden state. */
   hnorm: Tensor;
-  /** `eh_proj.weight` [d, 2d]: M_k. */
+  /** `eh_proj.weight` [d, 2d], the projection M_k. */
   eh_proj: Tensor;
   block: BlockWeights;
-  /** `shared_head.norm.weight` [d]: this module's own final norm (not `model.norm`). */
+  /** `shared_head.norm.weight` [d], this module's own final norm (not `model.norm`). */
   shared_head_norm: Tensor;
 }
 
