@@ -9,7 +9,8 @@ import { useBackend } from '../../src/kernels/index.js';
 import { mlaForward } from '../../src/model/attention.js';
 import { buildRopeTables } from '../../src/model/rope.js';
 import type { DType, FloatArray } from '../../src/tensor.js';
-import { mlaConfig, randomArray, randomMLAWeights, type MLAShape } from './helpers.js';
+import { randomArray } from '../helpers/random.js';
+import { mlaConfig, randomMLAWeights, type MLAShape } from './helpers.js';
 
 const shape: MLAShape = { hidden: 16, heads: 3, qLoraRank: 8, kvLoraRank: 6, nope: 4, rope: 4, v: 5, yarn: null };
 

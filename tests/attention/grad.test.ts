@@ -5,16 +5,11 @@ import { rmsnormBackward, rmsnormForward } from '../../src/model/rmsnorm.js';
 import { buildRopeTables, ropeBackward, ropeForward } from '../../src/model/rope.js';
 import type { Tensor } from '../../src/tensor.js';
 import { Random } from '../../src/random.js';
-import { mlaConfig, randomArray, randomMLAWeights, type MLAShape } from './helpers.js';
+import { centralDifference, dot } from '../helpers/finite_difference.js';
+import { randomArray } from '../helpers/random.js';
+import { mlaConfig, randomMLAWeights, type MLAShape } from './helpers.js';
 
 const H_FD = 1e-5;
-
-/** ⟨a, b⟩. */
-function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-}
 
 /**
  * Central differences of L(θ) = ⟨g, f(θ)⟩ at `count` sampled indices of `param`, compared with
@@ -28,13 +23,7 @@ function checkFD(name: string, param: Float64Array, analytic: ArrayLike<number>,
   const n = param.length;
   const idx = n <= count ? Array.from({ length: n }, (_, i) => i) : Array.from({ length: count }, () => rng.int(n));
   for (const i of idx) {
-    const p0 = param[i]!;
-    param[i] = p0 + H_FD;
-    const lp = loss();
-    param[i] = p0 - H_FD;
-    const lm = loss();
-    param[i] = p0;
-    const fd = (lp - lm) / (2 * H_FD);
+    const fd = centralDifference(loss, param, i, H_FD);
     const err = Math.abs(fd - analytic[i]!);
     if (err > 1e-7 * scale) throw new Error(`${name}[${i}]: finite difference ${fd}, analytic ${analytic[i]}, |diff| ${err.toExponential(3)}`);
   }

@@ -9,7 +9,8 @@ import { parseSafetensors, tensorToFloat32, tensorToFloat64 } from '../../src/io
 import { configFromHF, type ModelConfig } from '../../src/model/config.js';
 import type { MLAWeights } from '../../src/model/attention.js';
 import { Random } from '../../src/random.js';
-import { Tensor, type DType, type FloatArray } from '../../src/tensor.js';
+import { Tensor, type DType } from '../../src/tensor.js';
+import { randomTensor } from '../helpers/random.js';
 
 export const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'golden');
 
@@ -102,16 +103,8 @@ export function randomMLAWeights(config: ModelConfig, seed: number, dtype: DType
   const C = config.kvLoraRank;
   const R = config.qkRopeHeadDim;
   const V = config.vHeadDim;
-  const lin = (out: number, inp: number): Tensor => {
-    const t = Tensor.zeros([out, inp], dtype);
-    rng.fillNormal(t.data, 1 / Math.sqrt(inp));
-    return t;
-  };
-  const norm = (n: number): Tensor => {
-    const t = Tensor.zeros([n], dtype);
-    rng.fillNormal(t.data, 0.1, 1);
-    return t;
-  };
+  const lin = (out: number, inp: number): Tensor => randomTensor(rng, [out, inp], dtype, 1 / Math.sqrt(inp));
+  const norm = (n: number): Tensor => randomTensor(rng, [n], dtype, 0.1, 1);
   const w: MLAWeights = {
     kv_a_proj_with_mqa: lin(C + R, d),
     kv_a_layernorm: norm(C),
@@ -126,12 +119,6 @@ export function randomMLAWeights(config: ModelConfig, seed: number, dtype: DType
     w.q_proj = lin(H * qk, d);
   }
   return w;
-}
-
-export function randomArray(n: number, seed: number, dtype: DType, std = 1): FloatArray {
-  const a = dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
-  new Random(seed).fillNormal(a, std);
-  return a;
 }
 
 /** max |a − b| / max |b|. */

@@ -6,7 +6,8 @@ import { buildRopeTables } from '../../src/model/rope.js';
 import { InputError } from '../../src/errors.js';
 import type { DType, FloatArray } from '../../src/tensor.js';
 import { expectClose } from '../helpers/close.js';
-import { mlaConfig, randomArray, randomMLAWeights, relMaxDiff, type MLAShape } from './helpers.js';
+import { randomArray } from '../helpers/random.js';
+import { mlaConfig, randomMLAWeights, relMaxDiff, type MLAShape } from './helpers.js';
 
 /** Random small MLA shapes, with and without q LoRA, with and without YaRN. */
 const shapeArb: fc.Arbitrary<MLAShape> = fc.record({

@@ -4,7 +4,8 @@ import { deepseekV3 } from '../../src/model/presets.js';
 import { buildRopeTables, ropeBackward, ropeForward, ropeInvFrequencies, softmaxScale, yarnCorrectionRange, yarnMscale, yarnRamp } from '../../src/model/rope.js';
 import type { ModelConfig, YarnConfig } from '../../src/model/config.js';
 import { InputError } from '../../src/errors.js';
-import { mlaConfig, randomArray } from './helpers.js';
+import { randomArray } from '../helpers/random.js';
+import { mlaConfig } from './helpers.js';
 
 /** SPEC §3.5: ω' of the full V3 config (f32 values, 8 significant digits), j = 0..23. */
 const V3_OMEGA = [

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { mlaForward } from '../../src/model/attention.js';
 import { createKVCache } from '../../src/model/kv_cache.js';
 import { buildRopeTables } from '../../src/model/rope.js';
-import { mlaConfig, randomArray, randomMLAWeights } from './helpers.js';
+import { randomArray } from '../helpers/random.js';
+import { mlaConfig, randomMLAWeights } from './helpers.js';
 
 describe('MLA trace hooks', () => {
   for (const attn of ['naive', 'absorb'] as const) {

@@ -6,7 +6,8 @@ import { createKVCache } from '../../src/model/kv_cache.js';
 import { buildRopeTables } from '../../src/model/rope.js';
 import type { Tensor } from '../../src/tensor.js';
 import { expectClose } from '../helpers/close.js';
-import { mlaConfig, randomArray, randomMLAWeights } from './helpers.js';
+import { randomArray } from '../helpers/random.js';
+import { mlaConfig, randomMLAWeights } from './helpers.js';
 
 beforeAll(async () => {
   await useBackend('wasm');

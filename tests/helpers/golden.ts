@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { SafetensorsTensor } from '../../src/io/safetensors.js';
+import { tensorToFloat64, tensorToInt32, type SafetensorsTensor } from '../../src/io/safetensors.js';
 import { readSafetensorsFile } from '../../src/io/safetensors_node.js';
 import { configFromHF, type ModelConfig } from '../../src/model/config.js';
 import { loadWeights, type ModelWeights } from '../../src/model/weights.js';
@@ -42,4 +42,20 @@ export function loadGoldenCase(name: GoldenCaseName, dtype: DType = 'float32'): 
   const c: GoldenCase = { config, hfConfig, weights, expected, meta };
   cache.set(key, c);
   return c;
+}
+
+function expectedTensor(expected: Map<string, SafetensorsTensor>, name: string): SafetensorsTensor {
+  const t = expected.get(name);
+  if (t === undefined) throw new Error(`golden tensor '${name}' missing`);
+  return t;
+}
+
+/** An expected tensor decoded to f64 (throws naming it when the case has none). */
+export function expectedFloat64(expected: Map<string, SafetensorsTensor>, name: string): Float64Array {
+  return tensorToFloat64(expectedTensor(expected, name), name);
+}
+
+/** An expected integer tensor (I64 ids and indices) as int32 (throws naming it when the case has none). */
+export function expectedInt32(expected: Map<string, SafetensorsTensor>, name: string): Int32Array {
+  return tensorToInt32(expectedTensor(expected, name), name);
 }

@@ -11,11 +11,11 @@
  * - f64 vs the f64 goldens: 1e-10 (an independent f64 implementation agrees to ~1e-15).
  */
 import { describe, expect, it } from 'vitest';
-import { tensorToFloat64, tensorToInt32, type SafetensorsTensor } from '../../src/io/safetensors.js';
+import type { SafetensorsTensor } from '../../src/io/safetensors.js';
 import { DeepSeekV3 } from '../../src/model/model.js';
 import type { DType } from '../../src/tensor.js';
 import { expectClose } from '../helpers/close.js';
-import { GOLDEN_CASES, loadGoldenCase } from '../helpers/golden.js';
+import { GOLDEN_CASES, expectedFloat64, expectedInt32, loadGoldenCase } from '../helpers/golden.js';
 
 const CASES = GOLDEN_CASES;
 type CaseName = (typeof CASES)[number];
@@ -38,17 +38,8 @@ function golden(name: CaseName, dtype: DType): Golden {
   return g;
 }
 
-function ref(g: Golden, name: string): Float64Array {
-  const t = g.expected.get(name);
-  if (t === undefined) throw new Error(`golden tensor '${name}' missing`);
-  return tensorToFloat64(t, name);
-}
-
-function refInt(g: Golden, name: string): Int32Array {
-  const t = g.expected.get(name);
-  if (t === undefined) throw new Error(`golden tensor '${name}' missing`);
-  return tensorToInt32(t, name);
-}
+const ref = (g: Golden, name: string): Float64Array => expectedFloat64(g.expected, name);
+const refInt = (g: Golden, name: string): Int32Array => expectedInt32(g.expected, name);
 
 /** Rows of input_ids [B, T] and the training rows [B, T+1] (input_ids with the last target appended). */
 function batchOf(g: Golden): { ids: number[][]; train: number[][] } {

@@ -9,7 +9,8 @@ import { gateForward } from '../../src/model/gate.js';
 import { Random } from '../../src/random.js';
 import { Tensor } from '../../src/tensor.js';
 import { sequenceBalanceLoss } from '../../src/train/balance_loss.js';
-import { moeConfig, randomTensor } from './helpers.js';
+import { randomTensor } from '../helpers/random.js';
+import { moeConfig } from './helpers.js';
 
 const caseArb = fc.record({
   E: fc.integer({ min: 2, max: 10 }),

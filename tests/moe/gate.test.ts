@@ -7,7 +7,8 @@ import type { ModelConfig } from '../../src/model/config.js';
 import { gateForward, type GateWeights } from '../../src/model/gate.js';
 import { Random } from '../../src/random.js';
 import { Tensor } from '../../src/tensor.js';
-import { moeConfig, randomGate, randomTensor } from './helpers.js';
+import { randomTensor } from '../helpers/random.js';
+import { moeConfig, randomGate } from './helpers.js';
 
 /** Random router configs: E = G·groupSize, topkGroup ≤ G, K ≤ topkGroup·groupSize. */
 const routerArb = fc

@@ -11,13 +11,19 @@ import { useBackend } from '../../src/kernels/index.js';
 import { gateForward } from '../../src/model/gate.js';
 import { DeepSeekV3 } from '../../src/model/model.js';
 import { moeForward, moeWeightsFrom } from '../../src/model/moe.js';
-import type { DType } from '../../src/tensor.js';
+import { Tensor, type DType } from '../../src/tensor.js';
 import { expectClose } from '../helpers/close.js';
-import { loadGoldenCaseLocal, toDtype } from './helpers.js';
+import { GOLDEN_CASES, expectedFloat64, expectedInt32, loadGoldenCase, type GoldenCase } from '../helpers/golden.js';
 
-const CASES = ['v3', 'v2lite', 'yarn', 'bf16', 'fp8'] as const;
+/** A golden case with its meta typed and its expected tensors decoded to f64 (floats) or int32 (I64). */
+function golden(name: (typeof GOLDEN_CASES)[number], dtype: DType) {
+  const c: GoldenCase = loadGoldenCase(name, dtype);
+  const meta = c.meta as { moe_layers: number[]; batch: number; seq_len: number };
+  const expected = { float: (n: string) => expectedFloat64(c.expected, n), int: (n: string) => expectedInt32(c.expected, n) };
+  return { config: c.config, meta, weights: c.weights, expected };
+}
 
-describe.each(CASES)('golden %s: router and MoE', (name) => {
+describe.each(GOLDEN_CASES)('golden %s: router and MoE', (name) => {
   const variants: [DType, 'js' | 'wasm'][] = [
     ['float32', 'js'],
     ['float64', 'js'],
@@ -35,7 +41,7 @@ describe.each(CASES)('golden %s: router and MoE', (name) => {
   }
 
   function checkStoredInput(dtype: DType): void {
-    const g = loadGoldenCaseLocal(name, dtype);
+    const g = golden(name, dtype);
     const { config, meta, expected } = g;
     const N = meta.batch * meta.seq_len;
     const d = config.hiddenSize;
@@ -44,7 +50,8 @@ describe.each(CASES)('golden %s: router and MoE', (name) => {
     for (const l of meta.moe_layers) {
       const prefix = `model.layers.${l}.mlp`;
       const w = moeWeightsFrom(config, g.weights, prefix);
-      const x = toDtype(expected.float(`moe.${l}.gate_input`), dtype);
+      const gateInput = expected.float(`moe.${l}.gate_input`);
+      const x = Tensor.from([gateInput.length], gateInput, dtype).data;
       const { routing } = gateForward(config, w.gate, x, N);
 
       // routing margins ≥ 1e-4 ≫ f32 noise (~1e-7): the selection is exact, in torch.topk order
@@ -64,7 +71,7 @@ describe.each(CASES)('golden %s: router and MoE', (name) => {
   }
 
   it('float64 on the f64 forward’s router input: topk_weight_f64 and the residual update at 1e-10', () => {
-    const g = loadGoldenCaseLocal(name, 'float64');
+    const g = golden(name, 'float64');
     const { config, meta, expected } = g;
     const { batch: B, seq_len: T } = meta;
     const N = B * T;

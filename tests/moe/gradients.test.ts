@@ -14,7 +14,9 @@ import { Random } from '../../src/random.js';
 import { Tensor } from '../../src/tensor.js';
 import { expectClose } from '../helpers/close.js';
 import { sequenceBalanceLoss } from '../../src/train/balance_loss.js';
-import { dot, fdCheck, moeConfig, randomGate, randomMLP, randomMoE, randomTensor, sampleIndices, zerosLikeMLP, zerosLikeMoE } from './helpers.js';
+import { dot } from '../helpers/finite_difference.js';
+import { randomTensor } from '../helpers/random.js';
+import { fdCheck, groupedMoEConfig, randomGate, randomMLP, randomMoE, sampleIndices, zerosLikeMLP, zerosLikeMoE } from './helpers.js';
 
 const TOL = 1e-6;
 const F64 = 'float64' as const;
@@ -39,22 +41,7 @@ const moeShape = fc.record({
 
 type MoEShape = typeof moeShape extends fc.Arbitrary<infer T> ? T : never;
 
-function configOf(p: MoEShape) {
-  const topkGroup = Math.max(1, p.G - 1);
-  return moeConfig({
-    d: p.d,
-    E: p.G * p.groupSize,
-    K: Math.min(2, topkGroup * p.groupSize),
-    G: p.G,
-    topkGroup,
-    I: p.I,
-    shared: p.shared,
-    scoring: p.scoring,
-    bias: p.bias,
-    R: 1.7,
-    norm: p.norm,
-  });
-}
+const configOf = (p: MoEShape) => groupedMoEConfig(p, 2, 1.7);
 
 describe('finite differences (f64)', () => {
   it('SwiGLU MLP: dx, d gate_proj, d up_proj, d down_proj', () => {

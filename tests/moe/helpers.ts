@@ -1,60 +1,41 @@
-/**
- * Test helpers for the MoE area: golden-case loading (through the library's loaders), random
- * configs and weights, and a central finite-difference checker.
- */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { parseSafetensors, tensorToFloat64, tensorToInt32, type SafetensorsTensor } from '../../src/io/safetensors.js';
-import { configFromHF, type ModelConfig } from '../../src/model/config.js';
+/** Test helpers for the MoE area: random configs and weights, and a central finite-difference checker. */
+import type { ModelConfig } from '../../src/model/config.js';
 import type { GateWeights } from '../../src/model/gate.js';
 import type { MLPWeights } from '../../src/model/mlp.js';
 import type { MoEWeights } from '../../src/model/moe.js';
-import { loadWeights } from '../../src/model/weights.js';
 import { Random } from '../../src/random.js';
-import { allocate, type DType, type FloatArray, Tensor } from '../../src/tensor.js';
+import { Tensor, type DType, type FloatArray } from '../../src/tensor.js';
+import { centralDifference } from '../helpers/finite_difference.js';
+import { randomTensor } from '../helpers/random.js';
 
-const GOLDEN_DIR = fileURLToPath(new URL('../fixtures/golden/', import.meta.url));
-
-/** One golden case as this area uses it. */
-export interface GoldenCaseLocal {
-  config: ModelConfig;
-  meta: { moe_layers: number[]; batch: number; seq_len: number };
-  /** Weights in `dtype` (FP8 dequantised with weight_scale_inv, BF16 widened) by the io loader. */
-  weights: Map<string, Tensor>;
-  /** The golden tensors, decoded to f64 (floats) or int32 (I64). */
-  expected: { float(name: string): Float64Array; int(name: string): Int32Array };
+/** The MoE shape the property tests draw: G groups of `groupSize` routed experts, and the layer's sizes. */
+export interface GroupedMoEShape {
+  G: number;
+  groupSize: number;
+  scoring: 'sigmoid' | 'softmax';
+  bias: boolean;
+  shared: number;
+  d: number;
+  I: number;
+  norm?: boolean;
 }
 
-function readST(path: string): Map<string, SafetensorsTensor> {
-  const buf = readFileSync(path);
-  return parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path).tensors;
-}
-
-/** Loads tests/fixtures/golden/<name> through the library's config, safetensors and weight loaders. */
-export function loadGoldenCaseLocal(name: string, dtype: DType): GoldenCaseLocal {
-  const dir = `${GOLDEN_DIR}${name}/`;
-  const config = configFromHF(JSON.parse(readFileSync(`${dir}config.json`, 'utf8')));
-  const meta = JSON.parse(readFileSync(`${dir}meta.json`, 'utf8')) as GoldenCaseLocal['meta'];
-  const { weights } = loadWeights(readST(`${dir}model.safetensors`), config, { dtype, source: dir });
-  const exp = readST(`${dir}expected.safetensors`);
-  const get = (n: string): SafetensorsTensor => {
-    const t = exp.get(n);
-    if (t === undefined) throw new Error(`golden ${name}: no tensor '${n}'`);
-    return t;
-  };
-  return {
-    config,
-    meta,
-    weights,
-    expected: { float: (n) => tensorToFloat64(get(n), n), int: (n) => tensorToInt32(get(n), n) },
-  };
-}
-
-/** Copies numbers into a fresh array of the dtype. */
-export function toDtype(x: ArrayLike<number>, dtype: DType): FloatArray {
-  const a = allocate(dtype, x.length);
-  a.set(x);
-  return a;
+/** moeConfig of a drawn shape: keep max(1, G − 1) groups, top-min(maxK, experts in the kept groups), scaling R. */
+export function groupedMoEConfig(p: GroupedMoEShape, maxK: number, R: number): ModelConfig {
+  const topkGroup = Math.max(1, p.G - 1);
+  return moeConfig({
+    d: p.d,
+    E: p.G * p.groupSize,
+    K: Math.min(maxK, topkGroup * p.groupSize),
+    G: p.G,
+    topkGroup,
+    I: p.I,
+    shared: p.shared,
+    scoring: p.scoring,
+    bias: p.bias,
+    R,
+    norm: p.norm,
+  });
 }
 
 /** A small random MoE config (fields outside the MoE are filler). */
@@ -103,12 +84,6 @@ export function moeConfig(p: {
   };
 }
 
-export function randomTensor(rng: Random, shape: number[], dtype: DType, std: number, mean = 0): Tensor {
-  const t = Tensor.zeros(shape, dtype);
-  rng.fillNormal(t.data, std, mean);
-  return t;
-}
-
 export function randomMLP(rng: Random, d: number, I: number, dtype: DType, std = 0.3): MLPWeights {
   return {
     gate_proj: randomTensor(rng, [I, d], dtype, std),
@@ -155,7 +130,7 @@ export function zerosLikeMoE(w: MoEWeights): MoEWeights {
 
 /**
  * Central finite differences of a scalar f at `param[i]` for the sampled indices; returns the
- * worst |fd − analytic| / (max(|analytic|) over the sample + floor).
+ * worst |fd − analytic| / max(|analytic| over the sample, 1e-8).
  */
 export function fdCheck(
   f: () => number,
@@ -169,13 +144,7 @@ export function fdCheck(
   let scale = 1e-8;
   for (const i of indices) scale = Math.max(scale, Math.abs(analytic[i]!));
   for (const i of indices) {
-    const old = param[i]!;
-    param[i] = old + h;
-    const fp = f();
-    param[i] = old - h;
-    const fm = f();
-    param[i] = old;
-    const fd = (fp - fm) / (2 * h);
+    const fd = centralDifference(f, param, i, h);
     const err = Math.abs(fd - analytic[i]!) / scale;
     if (err > worst) {
       worst = err;
@@ -191,11 +160,4 @@ export function sampleIndices(rng: Random, n: number, count: number): number[] {
   const s = new Set<number>();
   while (s.size < count) s.add(rng.int(n));
   return [...s];
-}
-
-/** Σ_i c[i]·y[i]: a random linear functional, to turn vector outputs into scalars for FD. */
-export function dot(c: ArrayLike<number>, y: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < y.length; i++) s += c[i]! * y[i]!;
-  return s;
 }

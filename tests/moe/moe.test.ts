@@ -9,7 +9,8 @@ import { mlpForward } from '../../src/model/mlp.js';
 import { moeForward, moeWeightsFrom } from '../../src/model/moe.js';
 import { Random } from '../../src/random.js';
 import type { Tensor } from '../../src/tensor.js';
-import { moeConfig, randomMLP, randomMoE, randomTensor } from './helpers.js';
+import { randomTensor } from '../helpers/random.js';
+import { groupedMoEConfig, moeConfig, randomMLP, randomMoE } from './helpers.js';
 
 const shapeArb = fc.record({
   G: fc.integer({ min: 1, max: 3 }),
@@ -26,21 +27,7 @@ const shapeArb = fc.record({
 
 type Shape = typeof shapeArb extends fc.Arbitrary<infer T> ? T : never;
 
-function configOf(p: Shape) {
-  const topkGroup = Math.max(1, p.G - 1);
-  return moeConfig({
-    d: p.d,
-    E: p.G * p.groupSize,
-    K: Math.min(3, topkGroup * p.groupSize),
-    G: p.G,
-    topkGroup,
-    I: p.I,
-    shared: p.shared,
-    scoring: p.scoring,
-    bias: p.bias,
-    R: 2.5,
-  });
-}
+const configOf = (p: Shape) => groupedMoEConfig(p, 3, 2.5);
 
 describe('mlpForward', () => {
   it('equals down(silu(gate x) ⊙ up x) written out per element (f64)', () => {
