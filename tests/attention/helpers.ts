@@ -3,16 +3,15 @@
  * fixtures (config.json via configFromHF, safetensors tensors as f32/f64 arrays).
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseSafetensors, tensorToFloat32, tensorToFloat64 } from '../../src/io/safetensors.js';
 import { configFromHF, type ModelConfig } from '../../src/model/config.js';
+import { deepseekV3 } from '../../src/model/presets.js';
 import type { MLAWeights } from '../../src/model/attention.js';
 import { Random } from '../../src/random.js';
 import { Tensor, type DType } from '../../src/tensor.js';
+import { GOLDEN_DIR } from '../helpers/golden.js';
 import { randomTensor } from '../helpers/random.js';
-
-export const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'golden');
 
 /** The MLA-relevant shape of a config; everything else gets harmless defaults. */
 export interface MLAShape {
@@ -27,14 +26,15 @@ export interface MLAShape {
   yarn?: ModelConfig['ropeScaling'];
 }
 
+/** A one-layer config of MLA shape `s`; the rest is V3's (router, norms) at toy sizes, greedy routing, no MTP. */
 export function mlaConfig(s: MLAShape): ModelConfig {
   return {
+    ...deepseekV3,
     vocabSize: 32,
     hiddenSize: s.hidden,
     numHiddenLayers: 1,
     firstKDenseReplace: 1,
     intermediateSize: 16,
-    rmsNormEps: 1e-6,
     numAttentionHeads: s.heads,
     qLoraRank: s.qLoraRank,
     kvLoraRank: s.kvLoraRank,
@@ -45,18 +45,13 @@ export function mlaConfig(s: MLAShape): ModelConfig {
     ropeScaling: s.yarn ?? null,
     maxPositionEmbeddings: 4096,
     nRoutedExperts: 4,
-    nSharedExperts: 1,
     numExpertsPerTok: 2,
     moeIntermediateSize: 8,
     nGroup: 1,
     topkGroup: 1,
-    scoringFunc: 'sigmoid',
-    normTopkProb: true,
     routedScalingFactor: 1,
     topkMethod: 'greedy',
     numNextnPredictLayers: 0,
-    bosTokenId: 0,
-    eosTokenId: 1,
   };
 }
 

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { DeepSeekV3, type LossOptions } from '../../src/model/model.js';
 import { Random } from '../../src/random.js';
 import { maxAbs } from '../helpers/close.js';
+import { evalPlusMinus } from '../helpers/finite_difference.js';
 import { microConfig, randomIds, randomWeights } from './helpers.js';
 
 const H = 1e-5;
@@ -66,12 +67,7 @@ describe('whole-model finite differences (f64)', () => {
         let arg = 0;
         for (let i = 0; i < g.size; i++) if (Math.abs(g.data[i]!) > Math.abs(g.data[arg]!)) arg = i;
         for (const i of [arg, rng.int(w.size), rng.int(w.size)]) {
-          const x = w.data[i]!;
-          w.data[i] = x + H;
-          const up = model.lossAndGrads(ids, opts);
-          w.data[i] = x - H;
-          const dn = model.lossAndGrads(ids, opts);
-          w.data[i] = x;
+          const [up, dn] = evalPlusMinus(() => model.lossAndGrads(ids, opts), w.data, i, H);
           expect(loadSignature(up), `${name}[${i}] +h changed the routing`).toBe(sig);
           expect(loadSignature(dn), `${name}[${i}] −h changed the routing`).toBe(sig);
           const fd = (up.loss.total - dn.loss.total) / (2 * H);

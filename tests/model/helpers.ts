@@ -1,39 +1,34 @@
 /** Test helpers for the model area: micro configs, random weights and token ids. */
 import type { ModelConfig } from '../../src/model/config.js';
+import { deepseekV3 } from '../../src/model/presets.js';
 import { Random } from '../../src/random.js';
 import { Tensor, type DType } from '../../src/tensor.js';
 
-/** A micro V3-style config for gradient checks and decoding tests (override any field). */
+/**
+ * A micro V3-style config for gradient checks and decoding tests (override any field): V3's router
+ * (sigmoid, noaux_tc, norm_topk_prob, scaling 2.5), one shared expert and one MTP module, at toy sizes, no YaRN.
+ */
 export function microConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
   return {
+    ...deepseekV3,
     vocabSize: 32,
     hiddenSize: 16,
     numHiddenLayers: 2,
     firstKDenseReplace: 1,
     intermediateSize: 24,
-    rmsNormEps: 1e-6,
     numAttentionHeads: 2,
     qLoraRank: 12,
     kvLoraRank: 8,
     qkNopeHeadDim: 4,
     qkRopeHeadDim: 4,
     vHeadDim: 6,
-    ropeTheta: 10000,
     ropeScaling: null,
     maxPositionEmbeddings: 256,
     nRoutedExperts: 4,
-    nSharedExperts: 1,
     numExpertsPerTok: 2,
     moeIntermediateSize: 8,
     nGroup: 2,
     topkGroup: 1,
-    scoringFunc: 'sigmoid',
-    normTopkProb: true,
-    routedScalingFactor: 2.5,
-    topkMethod: 'noaux_tc',
-    numNextnPredictLayers: 1,
-    bosTokenId: 0,
-    eosTokenId: 1,
     ...overrides,
   };
 }

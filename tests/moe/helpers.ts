@@ -1,5 +1,6 @@
 /** Test helpers for the MoE area: random configs and weights, and a central finite-difference checker. */
 import type { ModelConfig } from '../../src/model/config.js';
+import { deepseekV3 } from '../../src/model/presets.js';
 import type { GateWeights } from '../../src/model/gate.js';
 import type { MLPWeights } from '../../src/model/mlp.js';
 import type { MoEWeights } from '../../src/model/moe.js';
@@ -53,19 +54,18 @@ export function moeConfig(p: {
   norm?: boolean;
 }): ModelConfig {
   return {
+    ...deepseekV3,
     vocabSize: 16,
     hiddenSize: p.d,
     numHiddenLayers: 1,
     firstKDenseReplace: 0,
     intermediateSize: 2 * p.d,
-    rmsNormEps: 1e-6,
     numAttentionHeads: 1,
     qLoraRank: 0,
     kvLoraRank: 4,
     qkNopeHeadDim: 4,
     qkRopeHeadDim: 4,
     vHeadDim: 4,
-    ropeTheta: 10000,
     ropeScaling: null,
     maxPositionEmbeddings: 64,
     nRoutedExperts: p.E,
@@ -79,8 +79,6 @@ export function moeConfig(p: {
     routedScalingFactor: p.R,
     topkMethod: p.bias ? 'noaux_tc' : 'greedy',
     numNextnPredictLayers: 0,
-    bosTokenId: 0,
-    eosTokenId: 1,
   };
 }
 
