@@ -4,15 +4,13 @@
 // timed by wall clock (median) and by the process's CPU time (on a shared, loaded machine the wall clock also
 // counts waiting for a core), with a per-phase breakdown from `forward({ profile })`.
 // Run: npm run build && node benchmarks/model.bench.mjs   (or through benchmarks/run.mjs)
-import { DeepSeekV3, getPreset, initWeights, useBackend, backendInfo } from '../dist/index.js';
+import { benchModel, median, seededIds, selectBackend } from './bench_model.mjs';
 
+/** B rows of T seeded ids. */
 function ids(B, T, vocab, seed) {
-  let x = seed >>> 0;
-  const next = () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) % vocab);
-  return Array.from({ length: B }, () => Array.from({ length: T }, next));
+  const flat = seededIds(B * T, vocab, seed);
+  return Array.from({ length: B }, (_, b) => Array.from(flat.subarray(b * T, (b + 1) * T)));
 }
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Median wall and CPU seconds of fn over at least minRuns runs and minSeconds, after 3 warm-up runs. */
 function timeIt(fn, minSeconds = 2, minRuns = 3) {
@@ -33,15 +31,8 @@ function timeIt(fn, minSeconds = 2, minRuns = 3) {
 
 /** Runs the model benchmarks; returns the figures (also printed). */
 export async function run({ backend = 'wasm', decodeSteps = 32, contexts = [512, 2048] } = {}) {
-  try {
-    await useBackend(backend);
-  } catch (e) {
-    console.warn(`backend '${backend}' unavailable (${e.message}); using js`);
-    await useBackend('js');
-  }
-  const info = backendInfo();
-  const config = getPreset('bench');
-  const model = new DeepSeekV3(config, initWeights(config, { seed: 0, dtype: 'float32' }));
+  const info = await selectBackend(backend);
+  const { config, model } = benchModel();
   const results = { backend: info.float32, forward: null, decode: [] };
 
   const B = 4;

@@ -7,19 +7,15 @@
 // With --kernels it then times every f32 kernel call of 3 more steps by kernel and shape, and the time outside the
 // kernels (JS loops, copies, allocation), to show the next optimisation target.
 // Run: npm run build:ts && node benchmarks/train.bench.mjs [--kernels]   (or: npm run bench -- train)
-import { AdamW, DeepSeekV3, backendInfo, getPreset, initWeights, kernelsFor, useBackend } from '../dist/index.js';
+import { AdamW, kernelsFor } from '../dist/index.js';
+import { benchModel, median, seededIds, selectBackend } from './bench_model.mjs';
 
 const PYTORCH_TOKENS_PER_SECOND = 1000;
 
 /** A seeded batch of B rows of T+1 ids (inputs ids[:, :T], targets ids[:, 1:]). */
 function tokenBatch(B, T, vocab, seed) {
-  let x = seed >>> 0;
-  const ids = new Int32Array(B * (T + 1));
-  for (let i = 0; i < ids.length; i++) ids[i] = (x = (Math.imul(x, 1664525) + 1013904223) >>> 0) % vocab;
-  return { ids, B, T };
+  return { ids: seededIds(B * (T + 1), vocab, seed), B, T };
 }
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /**
  * Times `steps` training steps after `warmup` untimed ones. Returns per-step wall and CPU seconds and the mean ms
@@ -103,15 +99,8 @@ function kernelBreakdown(model, optimizer, batch, steps, top = 15) {
 
 /** Runs the training-step benchmark; returns the figures (also printed). */
 export async function run({ backend = 'wasm', B = 4, T = 128, warmup = 2, steps = 8, kernels = false } = {}) {
-  try {
-    await useBackend(backend);
-  } catch (e) {
-    console.warn(`backend '${backend}' unavailable (${e.message}); using js`);
-    await useBackend('js');
-  }
-  const info = backendInfo();
-  const config = getPreset('bench');
-  const model = new DeepSeekV3(config, initWeights(config, { seed: 0, dtype: 'float32' }));
+  const info = await selectBackend(backend);
+  const { config, model } = benchModel();
   const optimizer = new AdamW(model.weights); // torch.optim.AdamW semantics, DeepSeek-V3 defaults
   const batch = tokenBatch(B, T, config.vocabSize, 1);
   const { wall, cpu, phases } = timeSteps(model, optimizer, batch, { warmup, steps, lr: 1e-4 });
