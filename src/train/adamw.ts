@@ -1,5 +1,5 @@
 import { InputError, ShapeError } from '../errors.js';
-import { kernelsFor } from '../kernels/index.js';
+import { kernelsFor, type AdamWParams } from '../kernels/index.js';
 import { Tensor } from '../tensor.js';
 
 /**
@@ -147,15 +147,6 @@ export class AdamW {
   }
 }
 
-interface TorchHyper {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  step: number;
-}
-
 /**
  * torch 1.13 `_single_tensor_adamw` on CPU, one rounding per tensor op:
  * `p.mul_(1−lr·wd)`; `m.mul_(β₁).add_(g, alpha=1−β₁)`; `v.mul_(β₂).addcmul_(g, g, value=1−β₂)`;
@@ -163,7 +154,7 @@ interface TorchHyper {
  * Python scalars are doubles, cast to the tensor dtype inside each op; the vectorised `add`
  * with alpha and `addcmul` are fused multiply-adds.
  */
-function adamwTorchUpdate(p: Float32Array | Float64Array, g: Float32Array | Float64Array, m: Float32Array | Float64Array, v: Float32Array | Float64Array, h: TorchHyper): void {
+function adamwTorchUpdate(p: Float32Array | Float64Array, g: Float32Array | Float64Array, m: Float32Array | Float64Array, v: Float32Array | Float64Array, h: AdamWParams): void {
   const f32 = p instanceof Float32Array;
   const r = f32 ? Math.fround : (x: number): number => x;
   const fma = f32 ? fmaF32 : (a: number, b: number, c: number): number => a * b + c;
