@@ -5,7 +5,7 @@
 import { UnsupportedError } from '../errors.js';
 import { CHAR_TO_BYTE, utf8DecodeLossy, utf8DecodeStrict, utf8Encode } from './byte_level.js';
 import { metaspaceScheme } from './pre_tokenizers.js';
-import { compileJsonPattern, findAllMatches } from './regex.js';
+import { compileJsonPattern, replaceAll } from './regex.js';
 
 /** A decoder: token strings → token strings. */
 export interface TokenizerDecoder {
@@ -62,17 +62,7 @@ export function decoderFromJSON(json: unknown): TokenizerDecoder | null {
       const content = String(o['content']);
       return {
         type,
-        decodeChain: (ts) =>
-          ts.map((t) => {
-            const m = findAllMatches(re, t);
-            let out = '';
-            let prev = 0;
-            for (let k = 0; k < m.length; k += 2) {
-              out += t.slice(prev, m[k]) + content;
-              prev = m[k + 1]!;
-            }
-            return out + t.slice(prev);
-          }),
+        decodeChain: (ts) => ts.map((t) => replaceAll(t, re, content)),
       };
     }
     case 'Fuse':

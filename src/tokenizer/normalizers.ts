@@ -5,7 +5,7 @@
  * `NormalizedString` alignment rules, used by `Tokenizer.encodeWithOffsets`.
  */
 import { UnsupportedError } from '../errors.js';
-import { compileJsonPattern, findAllMatches } from './regex.js';
+import { compileJsonPattern, findAllMatches, replaceAll } from './regex.js';
 import { RUST_COMBINING_MARKS } from './unicode_compat.js';
 import type { NormalizedText } from './normalized_text.js';
 import { normalizeWithChanges } from './unicode_alignments.js';
@@ -25,19 +25,6 @@ const COMBINING = new RegExp(`[${RUST_COMBINING_MARKS}]`, 'gv');
 const COMBINING_ONE = new RegExp(`^[${RUST_COMBINING_MARKS}]$`, 'v');
 const WHITE_SPACE_ONE = /^\p{White_Space}$/u;
 const isWhiteSpace = (cp: number) => WHITE_SPACE_ONE.test(String.fromCodePoint(cp));
-
-/** Replace every match of `re` by `content` (Rust `NormalizedString::replace` over `find_matches`). */
-export function replaceAll(text: string, re: RegExp, content: string): string {
-  const m = findAllMatches(re, text);
-  if (m.length === 0) return text;
-  let out = '';
-  let prev = 0;
-  for (let k = 0; k < m.length; k += 2) {
-    out += text.slice(prev, m[k]) + content;
-    prev = m[k + 1]!;
-  }
-  return out + text.slice(prev);
-}
 
 /** Whether a tokenizer.json normalizer leaves every text unchanged (null, or Sequences of nothing). */
 export function isIdentityNormalizer(json: unknown): boolean {

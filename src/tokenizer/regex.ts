@@ -484,6 +484,19 @@ export function findAllMatches(re: RegExp, text: string): number[] {
   return out;
 }
 
+/** Replace every match of `re` by `content` (Rust `NormalizedString::replace` over `find_matches`). */
+export function replaceAll(text: string, re: RegExp, content: string): string {
+  const m = findAllMatches(re, text);
+  if (m.length === 0) return text;
+  let out = '';
+  let prev = 0;
+  for (let k = 0; k < m.length; k += 2) {
+    out += text.slice(prev, m[k]) + content;
+    prev = m[k + 1]!;
+  }
+  return out + text.slice(prev);
+}
+
 /** A tokenizer.json pattern object: `{"String": "literal"}` or `{"Regex": "oniguruma source"}`. */
 export type JsonPattern = { String: string } | { Regex: string };
 
