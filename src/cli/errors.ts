@@ -21,7 +21,7 @@ export class CliUsageError extends DeepSeekError {}
 const FS_INPUT_CODES = new Set(['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR', 'EPERM', 'EEXIST', 'ENOSPC', 'EROFS']);
 
 /** How an error maps to an exit code and a one-line message. */
-export function classifyError(err: unknown): { code: number; message: string } {
+function classifyError(err: unknown): { code: number; message: string } {
   if (err instanceof CommanderError) {
     // commander already printed its message; help and version are successes
     const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';

@@ -29,7 +29,7 @@ function packageVersion(): string {
 }
 
 /** Builds the program with every subcommand registered (exported for tests and embedding). */
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('dsv3');
   program
     .description('DeepSeek-V3 reference implementation: inspect, run, trace and verify models')
@@ -56,7 +56,7 @@ export function buildProgram(): Command {
 }
 
 /** Runs the CLI on `argv` (without node and script); resolves to the exit code. */
-export async function runCli(argv: readonly string[]): Promise<number> {
+async function runCli(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   process.exitCode = 0;
   try {

@@ -31,7 +31,7 @@ export function byteLevelTokenBytes(token: string): Uint8Array {
 }
 
 /** Concatenate byte arrays. */
-export function concatBytes(parts: Uint8Array[]): Uint8Array {
+function concatBytes(parts: Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;
   const out = new Uint8Array(n);

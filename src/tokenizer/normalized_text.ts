@@ -13,7 +13,7 @@
 import { UnsupportedError } from '../errors.js';
 
 /** UTF-8 length of a code point. */
-export function utf8Length(cp: number): number {
+function utf8Length(cp: number): number {
   return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
 }
 

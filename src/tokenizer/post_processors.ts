@@ -72,7 +72,7 @@ const BYTE_LEVEL_SPACE = 'Ġ';
  * and trailing spaces (`Ġ` or White_Space chars of the TOKEN string, counted in chars), except
  * one leading space of the first token when `add_prefix_space` (that space was added).
  */
-export function trimByteLevelOffsets(enc: TokenizerOffsetEncoding, addPrefixSpace: boolean): TokenizerOffsetEncoding {
+function trimByteLevelOffsets(enc: TokenizerOffsetEncoding, addPrefixSpace: boolean): TokenizerOffsetEncoding {
   const isSpace = (ch: string) => ch === BYTE_LEVEL_SPACE || WHITE_SPACE.test(ch);
   const offsets = enc.offsets.map(([s0, e0], i): [number, number] => {
     const chars = Array.from(enc.tokens[i]!);

@@ -497,10 +497,10 @@ export function replaceAll(text: string, re: RegExp, content: string): string {
   return out + text.slice(prev);
 }
 
-/** A tokenizer.json pattern object: `{"String": "literal"}` or `{"Regex": "oniguruma source"}`. */
-export type JsonPattern = { String: string } | { Regex: string };
-
-/** Compile a tokenizer.json pattern; `where` names the component for error messages. */
+/**
+ * Compile a tokenizer.json pattern, `{"String": "literal"}` or `{"Regex": "oniguruma source"}` (or a bare
+ * string literal); `where` names the component for error messages.
+ */
 export function compileJsonPattern(p: unknown, where: string): RegExp {
   const o = p as Record<string, unknown> | null;
   if (o !== null && typeof o === 'object' && typeof o['String'] === 'string') {

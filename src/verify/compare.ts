@@ -152,7 +152,7 @@ export interface ComparisonResult {
 const INT_DTYPE = /^(I|U)\d+$|^BOOL$|^int\d+$|^uint\d+$/;
 
 /** True when the tensor holds integers (indices, ids): compared exactly. */
-export function isIntegerTensor(t: ComparableTensor): boolean {
+function isIntegerTensor(t: ComparableTensor): boolean {
   if (t.dtype !== undefined) return INT_DTYPE.test(t.dtype);
   return !(t.data instanceof Float32Array || t.data instanceof Float64Array || Array.isArray(t.data));
 }
@@ -164,7 +164,7 @@ function describeDtype(t: ComparableTensor): string {
 }
 
 /** The tensor's values as numbers (64-bit integers converted; F8 refused). */
-export function tensorValues(t: ComparableTensor, name = '?'): ArrayLike<number> {
+function tensorValues(t: ComparableTensor, name = '?'): ArrayLike<number> {
   const d = t.data;
   if (d instanceof BigInt64Array || d instanceof BigUint64Array) return Float64Array.from(d, Number);
   if (t.dtype !== undefined && /^(F8|BF16$|F16$)/.test(t.dtype) && !(d instanceof Float32Array || d instanceof Float64Array)) {

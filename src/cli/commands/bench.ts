@@ -13,17 +13,17 @@ import { CliUsageError } from '../errors.js';
 import { printJSON } from '../inputs.js';
 
 /** Path of benchmarks/ relative to this module (dist/cli/commands or src/cli/commands). */
-export function benchDirPath(): string {
+function benchDirPath(): string {
   return fileURLToPath(new URL('../../../benchmarks/', import.meta.url));
 }
 
 /** Path of benchmarks/run.mjs (the dispatcher `dsv3 bench` runs). */
-export function benchScriptPath(): string {
+function benchScriptPath(): string {
   return join(benchDirPath(), 'run.mjs');
 }
 
 /** One benchmark file: `name` is the file name without `.bench.mjs` / `.bench.ts`. */
-export interface BenchmarkEntry {
+interface BenchmarkEntry {
   name: string;
   file: string;
   description: string;
@@ -32,7 +32,7 @@ export interface BenchmarkEntry {
 const BENCH_FILE = /\.bench\.(mjs|ts)$/;
 
 /** First sentence of the leading `//` comment block of a benchmark file ('' when it has none). */
-export function benchDescription(source: string): string {
+function benchDescription(source: string): string {
   const lines: string[] = [];
   for (const line of source.split('\n')) {
     const m = /^\s*\/\/ ?(.*)$/.exec(line);
@@ -45,7 +45,7 @@ export function benchDescription(source: string): string {
 }
 
 /** The benchmark files in `dir` whose file name contains `filter` (run.mjs's rule), by name. */
-export function listBenchmarks(dir: string, filter = ''): BenchmarkEntry[] {
+function listBenchmarks(dir: string, filter = ''): BenchmarkEntry[] {
   return readdirSync(dir)
     .filter((f) => BENCH_FILE.test(f) && f.includes(filter))
     .sort()

@@ -20,7 +20,7 @@ import { createProgress } from '../progress.js';
 import { bundledCorpusPath, parseBackend, printAboveProgress, stopProgress } from './train.js';
 
 /** Flags of `dsv3 demo`. */
-export interface DemoFlags {
+interface DemoFlags {
   steps: number;
   batch: number;
   seq: number;
@@ -32,7 +32,7 @@ export interface DemoFlags {
 }
 
 /** Files a demo run writes into its output directory. */
-export interface DemoFiles {
+interface DemoFiles {
   report: string;
   history: string;
   trace: string;
@@ -40,7 +40,7 @@ export interface DemoFiles {
 }
 
 /** Writes the report, the per-step history, the self-check trace and the trained model under `dir`. */
-export function writeDemoFiles(dir: string, r: DemoResult): DemoFiles {
+function writeDemoFiles(dir: string, r: DemoResult): DemoFiles {
   mkdirSync(dir, { recursive: true });
   const files: DemoFiles = {
     report: join(dir, 'report.html'),
@@ -57,7 +57,7 @@ export function writeDemoFiles(dir: string, r: DemoResult): DemoFiles {
 }
 
 /** Runs `dsv3 demo`; returns the result (exit code 1 when a self-check failed). */
-export async function runDemoCommand(flags: DemoFlags): Promise<DemoResult> {
+async function runDemoCommand(flags: DemoFlags): Promise<DemoResult> {
   const json = flags.json === true;
   const backend = await useBackend(flags.backend);
   const corpusPath = bundledCorpusPath();

@@ -12,7 +12,7 @@ import type { DType } from '../../tensor.js';
 import { parseAttn, parseDType, printJSON, readIdsFile } from '../inputs.js';
 
 /** The tensors `dsv3 forward` writes (names and layouts of issue 3 item 7). */
-export function forwardOutputs(model: DeepSeekV3, ids: number[][], attn: AttnImpl): Map<string, SafetensorsTensor> {
+function forwardOutputs(model: DeepSeekV3, ids: number[][], attn: AttnImpl): Map<string, SafetensorsTensor> {
   const out = model.forward(ids, { attn });
   const st = model.dtype === 'float64' ? 'F64' : 'F32';
   const tensors = new Map<string, SafetensorsTensor>();

@@ -15,7 +15,7 @@ import { parseDType, parseNonNegative, parsePositiveInt, printJSON } from '../in
 import { parseAttn } from '../inputs.js';
 
 /** Parses `--prompt-ids`: `1,2,3`, `1 2 3` or a JSON array. */
-export function parsePromptIds(v: string): number[] {
+function parsePromptIds(v: string): number[] {
   const s = v.trim();
   let ids: unknown[];
   if (s.startsWith('[')) {

@@ -12,7 +12,7 @@ import type { DType } from '../../tensor.js';
 import { parseDType, printJSON, readIdsFile } from '../inputs.js';
 
 /** The tensors `dsv3 grad` writes: `loss` (scalar) and `grad.<name>` per weight (router bias: zeros). */
-export function gradOutputs(model: DeepSeekV3, ids: number[][]): { loss: number; tensors: Map<string, SafetensorsTensor> } {
+function gradOutputs(model: DeepSeekV3, ids: number[][]): { loss: number; tensors: Map<string, SafetensorsTensor> } {
   if (ids[0]!.length < 2) throw new InputError('grad: each row needs at least 2 token ids (inputs ids[:, :-1], targets ids[:, 1:])');
   const r = model.lossAndGrads(ids, { mtp: false, balanceAlpha: 0 });
   const st = model.dtype === 'float64' ? 'F64' : 'F32';

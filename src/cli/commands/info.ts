@@ -12,7 +12,7 @@ import { CliUsageError } from '../errors.js';
 import { printJSON } from '../inputs.js';
 
 /** The config of `--model DIR` or `--preset NAME` plus warnings (exactly one must be given). */
-export function resolveConfig(opts: { model?: string; preset?: string }): { config: ModelConfig; source: string; warnings: string[] } {
+function resolveConfig(opts: { model?: string; preset?: string }): { config: ModelConfig; source: string; warnings: string[] } {
   if ((opts.model === undefined) === (opts.preset === undefined)) throw new CliUsageError('give exactly one of --model DIR or --preset NAME');
   if (opts.preset !== undefined) return { config: getPreset(opts.preset), source: `preset ${opts.preset}`, warnings: [] };
   const path = join(opts.model!, 'config.json');
@@ -28,7 +28,7 @@ export function resolveConfig(opts: { model?: string; preset?: string }): { conf
 }
 
 /** Everything `info` reports, as printed by `--json`. */
-export function modelInfo(config: ModelConfig): Record<string, unknown> {
+function modelInfo(config: ModelConfig): Record<string, unknown> {
   const p = countParameters(config);
   const cache = (attn: 'naive' | 'absorb') => ({
     valuesPerTokenPerLayer: cacheValuesPerTokenPerLayer(config, attn),
@@ -53,7 +53,7 @@ function fmtBytes(n: number): string {
 }
 
 /** The human-readable summary. */
-export function formatInfo(config: ModelConfig, source: string): string {
+function formatInfo(config: ModelConfig, source: string): string {
   const c = config;
   const p = countParameters(c);
   const naive = cacheBytesPerToken(c, 'naive', 2);

@@ -51,12 +51,12 @@ export function stopProgress(progress: Progress): void {
 }
 
 /** Load balance of a step: max/mean per MoE layer, `1.02/1.10/1.31`. */
-export function loadBalanceText(report: TrainStepReport): string {
+function loadBalanceText(report: TrainStepReport): string {
   return report.loads.map((l) => l.stats.maxOverMean.toFixed(2)).join('/');
 }
 
 /** Flags of `dsv3 train`. */
-export interface TrainFlags {
+interface TrainFlags {
   preset?: string;
   model?: string;
   data?: string;
@@ -85,7 +85,7 @@ export interface TrainFlags {
 }
 
 /** Token ids of the training data: `--tokens` JSON (rows concatenated), `--data` text bytes, or the bundled corpus. */
-export function readTrainingTokens(flags: Pick<TrainFlags, 'data' | 'tokens'>, config: ModelConfig): { tokens: Int32Array; source: string } {
+function readTrainingTokens(flags: Pick<TrainFlags, 'data' | 'tokens'>, config: ModelConfig): { tokens: Int32Array; source: string } {
   if (flags.data !== undefined && flags.tokens !== undefined) throw new CliUsageError('give at most one of --data FILE and --tokens FILE.json');
   if (flags.tokens !== undefined) {
     const tokens = Int32Array.from(readIdsFile(flags.tokens).flat());
@@ -99,7 +99,7 @@ export function readTrainingTokens(flags: Pick<TrainFlags, 'data' | 'tokens'>, c
 }
 
 /** Checkpoint file of step `step` in `dir`. */
-export function checkpointPath(dir: string, step: number): string {
+function checkpointPath(dir: string, step: number): string {
   return join(dir, `step-${String(step).padStart(6, '0')}.safetensors`);
 }
 
@@ -119,7 +119,7 @@ function stepRecord(r: TrainStepReport): Record<string, number | number[]> {
 }
 
 /** Builds the model, trainer and data of a `dsv3 train` run (exported for tests). */
-export function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: Trainer; source: string; modelName: string } {
+function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: Trainer; source: string; modelName: string } {
   if (flags.preset !== undefined && flags.model !== undefined) throw new CliUsageError('give at most one of --preset NAME and --model DIR');
   if (!Number.isInteger(flags.seed)) throw new CliUsageError(`--seed must be an integer, got ${flags.seed}`);
   if (flags.order !== 'random' && flags.order !== 'sequential') throw new CliUsageError(`--order must be random or sequential, got '${flags.order}'`);
@@ -155,7 +155,7 @@ export function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: T
 }
 
 /** Runs `dsv3 train` with parsed flags. */
-export async function runTrain(flags: TrainFlags): Promise<void> {
+async function runTrain(flags: TrainFlags): Promise<void> {
   const backend: BackendInfo = await useBackend(flags.backend);
   const { model, trainer, source, modelName } = buildTrainer(flags);
   if (flags.resume !== undefined) loadCheckpoint(trainer, new Uint8Array(readFileSync(flags.resume)), flags.resume);
