@@ -13,6 +13,8 @@ const CURVE_POINTS = 200;
 /** Most columns of a load heatmap. */
 const HEATMAP_COLUMNS = 100;
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+/** Chart width in px (the page body is 1000 px wide). */
+const CHART_WIDTH = 900;
 
 /** Window-averaged curve: x = last step of each window. */
 function curve(steps: readonly HistoryStep[], pick: (s: HistoryStep) => number, window: number): { xs: number[]; ys: number[] } {
@@ -56,7 +58,7 @@ export function demoReportHTML(r: DemoResult): string {
   const bal = curve(steps, (s) => s.balance, window);
   const layers = r.history.layers.map((n) => moeLayerLabel(n, c.numHiddenLayers));
   const lossChart = lineChartSVG({
-    title: `Training loss (mean over windows of ${window} step${window > 1 ? 's' : ''})`,
+    title: window > 1 ? `Training loss (mean over windows of ${window} steps)` : 'Training loss per step',
     xs: main.xs,
     series: [
       { label: 'main next-token CE', values: main.ys, color: COLORS[0]! },
@@ -69,6 +71,7 @@ export function demoReportHTML(r: DemoResult): string {
     yMin: 0,
     xLabel: 'step',
     yLabel: 'nats per byte',
+    width: CHART_WIDTH,
   });
   const balanceChart = lineChartSVG({
     title: `Sequence-wise balance loss (α = ${o.balanceAlpha}, summed over ${layers.length} MoE layers)`,
@@ -76,6 +79,7 @@ export function demoReportHTML(r: DemoResult): string {
     series: [{ label: 'L_Bal', values: bal.ys, color: COLORS[2]! }],
     xLabel: 'step',
     yLabel: 'loss',
+    width: CHART_WIDTH,
   });
   const maxMean = layers.map((label, l) => ({ label, ...curve(steps, (s) => s.maxOverMean[l]!, window) }));
   const loadChart = lineChartSVG({
@@ -86,19 +90,22 @@ export function demoReportHTML(r: DemoResult): string {
     yMin: 0,
     xLabel: 'step',
     yLabel: 'max / mean',
+    width: CHART_WIDTH,
   });
   const hmWindow = Math.max(1, Math.ceil(steps.length / HEATMAP_COLUMNS));
   const maxRatio = c.nRoutedExperts / c.numExpertsPerTok; // an expert chosen by every token
   const heatmaps = layers.map((label, l) => {
     const h = loadHeatmapColumns(steps, l, hmWindow);
     return heatmapSVG({
-      title: `Expert load / mean load, ${label} (${hmWindow} step${hmWindow > 1 ? 's' : ''} per column)`,
+      title: `Expert load / mean load, ${label} (${hmWindow > 1 ? `${hmWindow} steps` : 'one step'} per column)`,
       columns: h.columns,
       xs: h.xs,
       center: 1,
       max: maxRatio,
       xLabel: 'step',
       rowLabel: 'expert',
+      legendLabel: 'load / mean load',
+      width: CHART_WIDTH,
     });
   });
   const checks = [r.checks.attention, r.checks.gradients, r.checks.trace, r.checks.speculative];
@@ -119,7 +126,7 @@ pre{background:#f7f7f7;padding:1em;white-space:pre-wrap;border:1px solid #ddd}fi
 <p>The <code>${escapeXml(o.preset)}</code> DeepSeek-V3 preset (${p.total.toLocaleString('en-US')} main-model parameters, ${c.numHiddenLayers} layers, ${c.nRoutedExperts} routed experts top-${c.numExpertsPerTok}, ${c.numNextnPredictLayers} MTP module) trained from scratch on the bundled byte-level corpus with MTP (λ = ${o.mtpLambda}), auxiliary-loss-free bias balancing (γ = ${o.biasGamma}) and the sequence-wise balance loss (α = ${o.balanceAlpha}).</p>
 <h2>Figures</h2>
 <table>
-${row('training', `${o.steps} steps × ${o.batch}×${o.seqLen} bytes = ${tokens.toLocaleString('en-US')} tokens in ${fmt(r.seconds.train, 1)} s (${fmt(tokens / Math.max(r.seconds.train, 1e-9), 0)} tokens/s); lr ${o.lr} peak, cosine to ${o.lr / 10}`)}
+${row('training', `${o.steps} steps × ${o.batch}×${o.seqLen} bytes = ${tokens.toLocaleString('en-US')} tokens in ${fmt(r.seconds.train, 1)} s (${fmt(tokens / Math.max(r.seconds.train, 1e-9), 0)} tokens/s); lr ${o.lr} peak, cosine to ${Number((o.lr / 10).toPrecision(6))}`)}
 ${row('corpus', `${r.corpus.bytes.toLocaleString('en-US')} bytes (${r.corpus.trainTokens.toLocaleString('en-US')} train, ${r.corpus.heldOutTokens.toLocaleString('en-US')} held out)`)}
 ${row('corpus unigram entropy', `${fmt(r.corpus.unigramEntropy)} nats/byte`)}
 ${row('held-out CE', `${fmt(r.heldOut.before)} before → <b>${fmt(r.heldOut.after)}</b> after training (nats/byte)`)}

@@ -55,13 +55,32 @@ export interface LineChartOptions {
 }
 
 const M = { left: 62, right: 16, top: 30, bottom: 44 };
+/** Legend rows below a line chart's plot: first row's offset from the plot's bottom, row height. */
+const LEGEND_TOP = 54;
+const LEGEND_ROW = 16;
+
+/** Rows the legend entries (34 px + ~6.2 px per character each) wrap into across `width` px. */
+function legendRows(labels: readonly string[], width: number): number {
+  let rows = labels.length > 0 ? 1 : 0;
+  let x = 0;
+  for (const l of labels) {
+    const w = 34 + 6.2 * l.length;
+    if (x > 0 && x + w > width) {
+      rows++;
+      x = 0;
+    }
+    x += w;
+  }
+  return rows;
+}
 
 /** A line chart as an `<svg>` element string. */
 export function lineChartSVG(o: LineChartOptions): string {
   const W = o.width ?? 640;
-  const H = o.height ?? 280;
   const pw = W - M.left - M.right;
-  const ph = H - M.top - M.bottom;
+  const ph = (o.height ?? 280) - M.top - M.bottom;
+  const rows = legendRows(o.series.map((s) => s.label), pw);
+  const H = M.top + ph + M.bottom + (rows > 0 ? LEGEND_ROW * rows + 4 : 0);
   if (o.xs.length === 0) throw new InputError(`lineChartSVG '${o.title}': no points`);
   for (const s of o.series) {
     if (s.values.length !== o.xs.length) throw new InputError(`lineChartSVG '${o.title}': series '${s.label}' has ${s.values.length} values for ${o.xs.length} x positions`);
@@ -93,13 +112,28 @@ export function lineChartSVG(o: LineChartOptions): string {
     parts.push(`<line x1="${x}" x2="${x}" y1="${M.top + ph}" y2="${M.top + ph + 4}" stroke="#999"/>`);
     parts.push(`<text x="${x}" y="${M.top + ph + 16}" text-anchor="middle">${fmtTick(t)}</text>`);
   }
-  if (o.xLabel) parts.push(`<text x="${M.left + pw / 2}" y="${H - 8}" text-anchor="middle">${escapeXml(o.xLabel)}</text>`);
+  if (o.xLabel) parts.push(`<text x="${M.left + pw / 2}" y="${M.top + ph + M.bottom - 8}" text-anchor="middle">${escapeXml(o.xLabel)}</text>`);
   if (o.yLabel) parts.push(`<text transform="translate(14 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${escapeXml(o.yLabel)}</text>`);
+  const pts = o.series.flatMap((s) => s.values.flatMap((v, i) => (Number.isFinite(v) ? [[X(o.xs[i]!), Y(Math.max(v, yLo))] as const] : [])));
   for (const r of o.refLines ?? []) {
-    const y = Y(r.y).toFixed(1);
+    const y = Y(r.y);
     const c = r.color ?? '#888';
-    parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${y}" y2="${y}" stroke="${c}" stroke-dasharray="5 4"/>`);
-    parts.push(`<text x="${M.left + pw - 4}" y="${Number(y) - 4}" text-anchor="end" fill="${c}">${escapeXml(r.label)}</text>`);
+    parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${y.toFixed(1)}" y2="${y.toFixed(1)}" stroke="${c}" stroke-dasharray="5 4"/>`);
+    // the label goes in the corner (left/right, above/below the line) that covers the fewest curve points
+    const w = 6.2 * r.label.length + 8;
+    let best = { n: Infinity, x: 0, y: 0, anchor: 'end' };
+    for (const [side, anchor] of [[1, 'end'], [0, 'start']] as const) {
+      for (const dy of [-4, 13]) {
+        const x0 = side ? M.left + pw - 4 - w : M.left + 4;
+        const ty = y + dy;
+        if (ty < M.top + 10 || ty > M.top + ph - 2) continue;
+        const n = pts.filter(([px, py]) => px >= x0 && px <= x0 + w && py >= ty - 12 && py <= ty + 3).length;
+        if (n < best.n) best = { n, x: side ? M.left + pw - 4 : M.left + 4, y: ty, anchor };
+      }
+    }
+    if (best.n === Infinity) best = { n: 0, x: M.left + pw - 4, y: y - 4, anchor: 'end' };
+    // a white halo keeps the label readable where a curve still crosses it
+    parts.push(`<text x="${best.x}" y="${best.y.toFixed(1)}" text-anchor="${best.anchor}" fill="${c}" stroke="#fff" stroke-width="3" stroke-linejoin="round" paint-order="stroke">${escapeXml(r.label)}</text>`);
   }
   for (const s of o.series) {
     // a path that lifts the pen over non-finite values
@@ -115,15 +149,19 @@ export function lineChartSVG(o: LineChartOptions): string {
     });
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.5"/>`);
   }
-  // legend over the curves, on a slightly transparent white box in the top-right corner
-  const legendW = 40 + 6.2 * Math.max(0, ...o.series.map((s) => s.label.length));
-  const lx = M.left + pw - 4 - legendW;
-  parts.push(`<rect x="${lx.toFixed(0)}" y="${M.top + 4}" width="${legendW.toFixed(0)}" height="${14 * o.series.length + 4}" fill="#fff" fill-opacity="0.85" stroke="#ddd"/>`);
-  o.series.forEach((s, k) => {
-    const ly = M.top + 12 + 14 * k;
-    parts.push(`<line x1="${(lx + 6).toFixed(0)}" x2="${(lx + 24).toFixed(0)}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"/>`);
-    parts.push(`<text x="${(lx + 30).toFixed(0)}" y="${ly}" dominant-baseline="middle">${escapeXml(s.label)}</text>`);
-  });
+  // legend below the x-axis label (outside the plot, so it never hides a curve), wrapped into rows
+  let lx = M.left;
+  let ly = M.top + ph + LEGEND_TOP;
+  for (const s of o.series) {
+    const w = 34 + 6.2 * s.label.length;
+    if (lx > M.left && lx + w > M.left + pw) {
+      lx = M.left;
+      ly += LEGEND_ROW;
+    }
+    parts.push(`<line x1="${lx.toFixed(0)}" x2="${(lx + 18).toFixed(0)}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"/>`);
+    parts.push(`<text x="${(lx + 24).toFixed(0)}" y="${ly}" dominant-baseline="middle">${escapeXml(s.label)}</text>`);
+    lx += w;
+  }
   parts.push('</svg>');
   return parts.join('');
 }
@@ -141,6 +179,8 @@ export interface HeatmapOptions {
   max?: number;
   xLabel?: string;
   rowLabel?: string;
+  /** What the colour bar measures (written beside it, e.g. 'load / mean'). */
+  legendLabel?: string;
   width?: number;
   height?: number;
 }
@@ -164,7 +204,7 @@ export function heatmapSVG(o: HeatmapOptions): string {
   const max = Math.max(o.max ?? Math.max(...o.columns.flat().filter(Number.isFinite)), center * 1.0001);
   const W = o.width ?? 640;
   const H = o.height ?? Math.max(160, rows * 12 + 90);
-  const m = { left: 62, right: 70, top: 30, bottom: 44 };
+  const m = { left: 62, right: o.legendLabel ? 86 : 70, top: 30, bottom: 44 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const cw = pw / cols;
@@ -205,6 +245,7 @@ export function heatmapSVG(o: HeatmapOptions): string {
   legend(max, fmtTick(max));
   legend(center, fmtTick(center));
   legend(0, '0');
+  if (o.legendLabel) parts.push(`<text transform="translate(${W - 10} ${m.top + ph / 2}) rotate(90)" text-anchor="middle" shape-rendering="auto">${escapeXml(o.legendLabel)}</text>`);
   parts.push('</svg>');
   return parts.join('');
 }
