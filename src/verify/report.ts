@@ -39,12 +39,26 @@ function fmtErr(x: number): string {
 function fmtCos(c: TensorComparison): string {
   if (c.status !== 'pass' && c.status !== 'fail') return '';
   if (!c.shapeMatch || !c.dtypeMatch) return '';
-  return c.cosine === 1 ? '1' : c.cosine.toFixed(8);
+  const s = c.cosine.toFixed(8);
+  // a cosine that rounds to 1 (round-off can even put it a hair above 1) reads as 1, like an exact 1
+  return s === '1.00000000' ? '1' : s;
+}
+
+/** The two values with the fewest significant digits (≥ 6) that still tell them apart. */
+function fmtPair(a: number, b: number): [string, string] {
+  if (!Number.isFinite(a) || !Number.isFinite(b) || a === b) return [String(a), String(b)];
+  for (let p = 6; p < 17; p++) {
+    const x = a.toPrecision(p);
+    const y = b.toPrecision(p);
+    if (x !== y) return [x, y];
+  }
+  return [String(a), String(b)];
 }
 
 function fmtWorst(c: TensorComparison): string {
   if (c.worstIndex === null) return '';
-  return `[${c.worstIndex.join(', ')}] ${c.worstValue} vs ${c.worstReference}`;
+  const [got, ref] = typeof c.worstValue === 'number' && typeof c.worstReference === 'number' ? fmtPair(c.worstValue, c.worstReference) : [String(c.worstValue), String(c.worstReference)];
+  return `[${c.worstIndex.join(', ')}] ${got} vs ${ref}`;
 }
 
 function fmtShape(c: TensorComparison): string {
@@ -156,12 +170,14 @@ export function comparisonToHTML(result: ComparisonResult, title = 'dsv3 verify 
 table{border-collapse:collapse;font:12px ui-monospace,monospace}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#f0f0f0;position:sticky;top:0}
+td:nth-child(4),td:nth-child(7){white-space:nowrap}
 tr.pass td:nth-child(3){color:#176f2c}
 tr.fail{background:#fde8e8} tr.fail td:nth-child(3){color:#b00020;font-weight:bold}
 tr.first{outline:3px solid #b00020}
 tr.missing-in-reference,tr.missing-in-library{color:#888}
 .summary{padding:.5em 1em;border-left:4px solid #888;background:#fafafa}
-.ok{border-color:#176f2c}.bad{border-color:#b00020}`;
+.ok{border-color:#176f2c}.bad{border-color:#b00020;background:#fdf0f0}
+.summary p:first-child{font-weight:bold}.bad p:first-child{color:#b00020}`;
   const cls = result.allPassed ? 'ok' : 'bad';
   const body = [
     `<h1>${htmlEscape(title)}</h1>`,
@@ -169,7 +185,7 @@ tr.missing-in-reference,tr.missing-in-library{color:#888}
   ];
   const div = divergentLines(result);
   if (div.length > 0) {
-    body.push(`<h2>${htmlEscape(div[0]!.replace(/`/g, ''))}</h2><ul>${div.slice(1).map((l) => `<li>${htmlEscape(l.slice(2))}</li>`).join('')}</ul>`);
+    body.push(`<h2>${htmlEscape(div[0]!.replace(/`/g, '').replace(/:$/, ''))}</h2><ul>${div.slice(1).map((l) => `<li>${htmlEscape(l.slice(2))}</li>`).join('')}</ul>`);
   }
   body.push('<table><thead><tr>' + HEADERS.map((h) => `<th>${htmlEscape(h)}</th>`).join('') + '</tr></thead><tbody>');
   for (const r of rows(result)) {
