@@ -44,13 +44,13 @@ function fmtCos(c: TensorComparison): string {
   return s === '1.00000000' ? '1' : s;
 }
 
-/** The two values with the fewest significant digits (≥ 6) that still tell them apart. */
+/** The two values with the fewest significant digits (≥ 6) that still tell them apart, trailing zeros dropped. */
 function fmtPair(a: number, b: number): [string, string] {
   if (!Number.isFinite(a) || !Number.isFinite(b) || a === b) return [String(a), String(b)];
   for (let p = 6; p < 17; p++) {
     const x = a.toPrecision(p);
     const y = b.toPrecision(p);
-    if (x !== y) return [x, y];
+    if (x !== y) return [String(Number(x)), String(Number(y))];
   }
   return [String(a), String(b)];
 }
