@@ -48,7 +48,7 @@ export function registerGenerateCommand(program: Command): void {
     .option('--seed <n>', 'sampling seed (and the preset weights seed)', (v) => Number(v), 0)
     .option('--attn <impl>', 'attention path / cache layout: naive | absorb', parseAttn, 'absorb' as AttnImpl)
     .option('--dtype <dtype>', 'compute precision: f32 | f64', parseDType, 'float32' as DType)
-    .option('--speculative <kind>', "speculative decoding: 'mtp' (greedy only)")
+    .option('--speculative <kind>', "speculative decoding: 'mtp' (greedy, or speculative sampling with --temperature > 0)")
     .option('--json', 'print a JSON result on stdout')
     .addHelpText('after', '\nExample:\n  dsv3 generate --preset tiny --prompt-ids 1,2,3 --max-new-tokens 16 --speculative mtp')
     .action(
