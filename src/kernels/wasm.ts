@@ -111,12 +111,57 @@ function checkTargets(targets: Int32Array, rows: number, vocab: number, ignoreIn
   }
 }
 
+/**
+ * One kernel call's operands: each is checked (f32, long enough) and given its place in wasm
+ * memory in one step; `run` copies the inputs in, runs the kernel and copies the outputs out.
+ */
+class KernelCall {
+  constructor(
+    private readonly arena: WasmArena,
+    private readonly kernel: string,
+  ) {
+    arena.begin();
+  }
+
+  /** An f32 array the kernel reads. */
+  input(x: FloatArray, name: string, n: number): number {
+    return this.arena.input(this.checked(x, name, n), n);
+  }
+
+  /** An i32 array the kernel reads (targets, positions). */
+  ints(x: Int32Array, name: string, n: number): number {
+    need(x, n, name, this.kernel);
+    return this.arena.input(x, n);
+  }
+
+  /** An f32 array the kernel only writes. */
+  output(x: FloatArray, name: string, n: number): number {
+    return this.arena.output(this.checked(x, name, n), n);
+  }
+
+  /** An f32 array the kernel reads and writes (accumulators, in-place updates). */
+  inout(x: FloatArray, name: string, n: number): number {
+    return this.arena.inout(this.checked(x, name, n), n);
+  }
+
+  run<R>(kernel: () => R): R {
+    return this.arena.run(kernel);
+  }
+
+  private checked(x: FloatArray, name: string, n: number): Float32Array {
+    const a = f32(x, name, this.kernel);
+    need(a, n, name, this.kernel);
+    return a;
+  }
+}
+
 function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
   if ((ex.relaxedSimd() === 1) !== (name === 'wasm-relaxed-simd')) {
     throw new BackendError(`the embedded ${name} binary reports relaxedSimd() = ${ex.relaxedSimd()}; rebuild with npm run build:wasm`);
   }
   const arena = new WasmArena(ex.memory, ex.heapBase());
   const layoutCode: Record<MatmulLayout, number> = { nn: ex.LAYOUT_NN.value, nt: ex.LAYOUT_NT.value, tn: ex.LAYOUT_TN.value };
+  const call = (kernel: string): KernelCall => new KernelCall(arena, kernel);
 
   function matmulBatched<T extends FloatArray>(
     layout: MatmulLayout,
@@ -133,19 +178,15 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
     const K = 'matmul';
     const code = Object.hasOwn(layoutCode, layout) ? layoutCode[layout] : undefined;
     if (code === undefined) throw new InputError(`${K}: unknown layout '${String(layout)}': expected 'nn', 'nt' or 'tn'`);
-    const A = f32(a, 'a', K);
-    const B = f32(b, 'b', K);
-    const C = f32(c, 'c', K);
+    f32(a, 'a', K);
+    f32(b, 'b', K);
+    f32(c, 'c', K);
     if (batch <= 0 || m <= 0 || n <= 0) return;
-    const bSpan = (batch - 1) * bStride + k * n;
-    need(A, batch * m * k, 'a', K);
-    need(B, bSpan, 'b', K);
-    need(C, batch * m * n, 'c', K);
-    arena.begin();
-    const pa = arena.input(A, batch * m * k);
-    const pb = arena.input(B, bSpan);
-    const pc = accumulate ? arena.inout(C, batch * m * n) : arena.output(C, batch * m * n);
-    arena.run(() => {
+    const cl = call(K);
+    const pa = cl.input(a, 'a', batch * m * k);
+    const pb = cl.input(b, 'b', (batch - 1) * bStride + k * n);
+    const pc = accumulate ? cl.inout(c, 'c', batch * m * n) : cl.output(c, 'c', batch * m * n);
+    cl.run(() => {
       for (let i = 0; i < batch; i++) {
         ex.matmul(code, pa + 4 * i * m * k, pb + 4 * i * bStride, pc + 4 * i * m * n, m, n, k, accumulate ? 1 : 0);
       }
@@ -163,120 +204,64 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
     matmulBatched,
 
     softmaxForward<T extends FloatArray>(x: T, y: T, rows: number, cols: number): void {
-      const K = 'softmaxForward';
-      const X = f32(x, 'x', K);
-      const Y = f32(y, 'y', K);
-      need(X, rows * cols, 'x', K);
-      need(Y, rows * cols, 'y', K);
-      arena.begin();
-      const px = arena.input(X, rows * cols);
-      const py = arena.output(Y, rows * cols);
-      const bad = arena.run(() => ex.softmaxForward(px, py, rows, cols));
-      if (bad >= 0) throw new InputError(`${K} row ${bad}: every entry is -Infinity`);
+      const cl = call('softmaxForward');
+      const px = cl.input(x, 'x', rows * cols);
+      const py = cl.output(y, 'y', rows * cols);
+      const bad = cl.run(() => ex.softmaxForward(px, py, rows, cols));
+      if (bad >= 0) throw new InputError(`softmaxForward row ${bad}: every entry is -Infinity`);
     },
 
     softmaxBackward<T extends FloatArray>(y: T, dy: T, dx: T, rows: number, cols: number): void {
-      const K = 'softmaxBackward';
       const n = rows * cols;
-      const Y = f32(y, 'y', K);
-      const DY = f32(dy, 'dy', K);
-      const DX = f32(dx, 'dx', K);
-      need(Y, n, 'y', K);
-      need(DY, n, 'dy', K);
-      need(DX, n, 'dx', K);
-      arena.begin();
-      const py = arena.input(Y, n);
-      const pdy = arena.input(DY, n);
-      const pdx = arena.inout(DX, n);
-      arena.run(() => ex.softmaxBackward(py, pdy, pdx, rows, cols));
+      const cl = call('softmaxBackward');
+      const py = cl.input(y, 'y', n);
+      const pdy = cl.input(dy, 'dy', n);
+      const pdx = cl.inout(dx, 'dx', n);
+      cl.run(() => ex.softmaxBackward(py, pdy, pdx, rows, cols));
     },
 
     rmsnormForward<T extends FloatArray>(x: T, w: T, y: T, rstd: T, rows: number, cols: number, eps: number): void {
-      const K = 'rmsnormForward';
-      const n = rows * cols;
-      const X = f32(x, 'x', K);
-      const W = f32(w, 'w', K);
-      const Y = f32(y, 'y', K);
-      const R = f32(rstd, 'rstd', K);
-      need(X, n, 'x', K);
-      need(W, cols, 'w', K);
-      need(Y, n, 'y', K);
-      need(R, rows, 'rstd', K);
-      arena.begin();
-      const px = arena.input(X, n);
-      const pw = arena.input(W, cols);
-      const py = arena.output(Y, n);
-      const pr = arena.output(R, rows);
-      arena.run(() => ex.rmsnormForward(px, pw, py, pr, rows, cols, eps));
+      const cl = call('rmsnormForward');
+      const px = cl.input(x, 'x', rows * cols);
+      const pw = cl.input(w, 'w', cols);
+      const py = cl.output(y, 'y', rows * cols);
+      const pr = cl.output(rstd, 'rstd', rows);
+      cl.run(() => ex.rmsnormForward(px, pw, py, pr, rows, cols, eps));
     },
 
     rmsnormBackward<T extends FloatArray>(x: T, w: T, rstd: T, dy: T, dx: T, dw: T, rows: number, cols: number): void {
-      const K = 'rmsnormBackward';
       const n = rows * cols;
-      const X = f32(x, 'x', K);
-      const W = f32(w, 'w', K);
-      const R = f32(rstd, 'rstd', K);
-      const DY = f32(dy, 'dy', K);
-      const DX = f32(dx, 'dx', K);
-      const DW = f32(dw, 'dw', K);
-      need(X, n, 'x', K);
-      need(W, cols, 'w', K);
-      need(R, rows, 'rstd', K);
-      need(DY, n, 'dy', K);
-      need(DX, n, 'dx', K);
-      need(DW, cols, 'dw', K);
-      arena.begin();
-      const px = arena.input(X, n);
-      const pw = arena.input(W, cols);
-      const pr = arena.input(R, rows);
-      const pdy = arena.input(DY, n);
-      const pdx = arena.inout(DX, n);
-      const pdw = arena.inout(DW, cols);
-      arena.run(() => ex.rmsnormBackward(px, pw, pr, pdy, pdx, pdw, rows, cols));
+      const cl = call('rmsnormBackward');
+      const px = cl.input(x, 'x', n);
+      const pw = cl.input(w, 'w', cols);
+      const pr = cl.input(rstd, 'rstd', rows);
+      const pdy = cl.input(dy, 'dy', n);
+      const pdx = cl.inout(dx, 'dx', n);
+      const pdw = cl.inout(dw, 'dw', cols);
+      cl.run(() => ex.rmsnormBackward(px, pw, pr, pdy, pdx, pdw, rows, cols));
     },
 
     swigluForward<T extends FloatArray>(a: T, b: T, y: T, n: number): void {
-      const K = 'swigluForward';
-      const A = f32(a, 'a', K);
-      const B = f32(b, 'b', K);
-      const Y = f32(y, 'y', K);
-      need(A, n, 'a', K);
-      need(B, n, 'b', K);
-      need(Y, n, 'y', K);
-      arena.begin();
-      const pa = arena.input(A, n);
-      const pb = arena.input(B, n);
-      const py = arena.output(Y, n);
-      arena.run(() => ex.swigluForward(pa, pb, py, n));
+      const cl = call('swigluForward');
+      const pa = cl.input(a, 'a', n);
+      const pb = cl.input(b, 'b', n);
+      const py = cl.output(y, 'y', n);
+      cl.run(() => ex.swigluForward(pa, pb, py, n));
     },
 
     swigluBackward<T extends FloatArray>(a: T, b: T, dy: T, da: T, db: T, n: number): void {
-      const K = 'swigluBackward';
-      const A = f32(a, 'a', K);
-      const B = f32(b, 'b', K);
-      const DY = f32(dy, 'dy', K);
-      const DA = f32(da, 'da', K);
-      const DB = f32(db, 'db', K);
-      for (const [arr, nm] of [[A, 'a'], [B, 'b'], [DY, 'dy'], [DA, 'da'], [DB, 'db']] as const) need(arr, n, nm, K);
-      arena.begin();
-      const pa = arena.input(A, n);
-      const pb = arena.input(B, n);
-      const pdy = arena.input(DY, n);
-      const pda = arena.inout(DA, n);
-      const pdb = arena.inout(DB, n);
-      arena.run(() => ex.swigluBackward(pa, pb, pdy, pda, pdb, n));
+      const cl = call('swigluBackward');
+      const pa = cl.input(a, 'a', n);
+      const pb = cl.input(b, 'b', n);
+      const pdy = cl.input(dy, 'dy', n);
+      const pda = cl.inout(da, 'da', n);
+      const pdb = cl.inout(db, 'db', n);
+      cl.run(() => ex.swigluBackward(pa, pb, pdy, pda, pdb, n));
     },
 
     rope<T extends FloatArray>(x: T, y: T, cos: T, sin: T, pos: Int32Array, rows: number, dim: number, inverse: boolean): void {
       const K = 'rope';
       if (dim % 2 !== 0) throw new ShapeError(`${K}: row width ${dim} is odd; RoPE rotates pairs`);
-      const X = f32(x, 'x', K);
-      const Y = f32(y, 'y', K);
-      const COS = f32(cos, 'cos', K);
-      const SIN = f32(sin, 'sin', K);
-      const half = dim / 2;
-      need(X, rows * dim, 'x', K);
-      need(Y, rows * dim, 'y', K);
       need(pos, rows, 'pos', K);
       let maxPos = -1;
       for (let r = 0; r < rows; r++) {
@@ -284,16 +269,14 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
         maxPos = Math.max(maxPos, pos[r]!);
       }
       // only the table rows up to the largest position are copied in
-      const tableLen = (maxPos + 1) * half;
-      need(COS, tableLen, 'cos', K);
-      need(SIN, tableLen, 'sin', K);
-      arena.begin();
-      const px = arena.input(X, rows * dim);
-      const pcos = arena.input(COS, tableLen);
-      const psin = arena.input(SIN, tableLen);
-      const ppos = arena.input(pos, rows);
-      const py = arena.output(Y, rows * dim);
-      arena.run(() => ex.rope(px, py, pcos, psin, ppos, rows, dim, inverse ? 1 : 0));
+      const tableLen = (maxPos + 1) * (dim / 2);
+      const cl = call(K);
+      const px = cl.input(x, 'x', rows * dim);
+      const pcos = cl.input(cos, 'cos', tableLen);
+      const psin = cl.input(sin, 'sin', tableLen);
+      const ppos = cl.ints(pos, 'pos', rows);
+      const py = cl.output(y, 'y', rows * dim);
+      cl.run(() => ex.rope(px, py, pcos, psin, ppos, rows, dim, inverse ? 1 : 0));
     },
 
     crossEntropyForward<T extends FloatArray>(
@@ -305,21 +288,17 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
       ignoreIndex: number,
     ): { sum: number; count: number } {
       const K = 'crossEntropyForward';
-      const L = f32(logits, 'logits', K);
-      const OUT = f32(losses, 'losses', K);
-      need(L, rows * vocab, 'logits', K);
-      need(OUT, rows, 'losses', K);
       checkTargets(targets, rows, vocab, ignoreIndex, K);
-      arena.begin();
-      const pl = arena.input(L, rows * vocab);
-      const pt = arena.input(targets, rows);
-      const po = arena.output(OUT, rows);
-      arena.run(() => ex.crossEntropyForward(pl, pt, po, rows, vocab, ignoreIndex));
+      const cl = call(K);
+      const pl = cl.input(logits, 'logits', rows * vocab);
+      const pt = cl.ints(targets, 'targets', rows);
+      const po = cl.output(losses, 'losses', rows);
+      cl.run(() => ex.crossEntropyForward(pl, pt, po, rows, vocab, ignoreIndex));
       let sum = 0;
       let count = 0;
       for (let r = 0; r < rows; r++) {
         if (targets[r] === ignoreIndex) continue;
-        sum += OUT[r]!; // summed in double, like the js kernel
+        sum += losses[r]!; // summed in double, like the js kernel
         count++;
       }
       return { sum, count };
@@ -335,71 +314,46 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
       scale: number,
     ): void {
       const K = 'crossEntropyBackward';
-      const L = f32(logits, 'logits', K);
-      const D = f32(dlogits, 'dlogits', K);
-      need(L, rows * vocab, 'logits', K);
-      need(D, rows * vocab, 'dlogits', K);
       checkTargets(targets, rows, vocab, ignoreIndex, K);
-      arena.begin();
-      const pl = arena.input(L, rows * vocab);
-      const pt = arena.input(targets, rows);
-      const pd = arena.inout(D, rows * vocab);
-      arena.run(() => ex.crossEntropyBackward(pl, pt, pd, rows, vocab, ignoreIndex, scale));
+      const cl = call(K);
+      const pl = cl.input(logits, 'logits', rows * vocab);
+      const pt = cl.ints(targets, 'targets', rows);
+      const pd = cl.inout(dlogits, 'dlogits', rows * vocab);
+      cl.run(() => ex.crossEntropyBackward(pl, pt, pd, rows, vocab, ignoreIndex, scale));
     },
 
     adamw<T extends FloatArray>(param: T, grad: T, m: T, v: T, n: number, p: AdamWParams): void {
-      const K = 'adamw';
-      const P = f32(param, 'param', K);
-      const G = f32(grad, 'grad', K);
-      const M = f32(m, 'm', K);
-      const V = f32(v, 'v', K);
-      for (const [arr, nm] of [[P, 'param'], [G, 'grad'], [M, 'm'], [V, 'v']] as const) need(arr, n, nm, K);
+      const cl = call('adamw');
+      const pp = cl.inout(param, 'param', n);
+      const pg = cl.input(grad, 'grad', n);
+      const pm = cl.inout(m, 'm', n);
+      const pv = cl.inout(v, 'v', n);
       // scalars in double, as torch computes them in Python before the f32 tensor ops
       const decay = 1 - p.lr * p.weightDecay;
       const stepSize = p.lr / (1 - Math.pow(p.beta1, p.step));
       const bc2Sqrt = Math.sqrt(1 - Math.pow(p.beta2, p.step));
-      arena.begin();
-      const pp = arena.inout(P, n);
-      const pg = arena.input(G, n);
-      const pm = arena.inout(M, n);
-      const pv = arena.inout(V, n);
-      arena.run(() => ex.adamw(pp, pg, pm, pv, n, decay, 1 - p.beta1, p.beta2, 1 - p.beta2, stepSize, bc2Sqrt, p.eps));
+      cl.run(() => ex.adamw(pp, pg, pm, pv, n, decay, 1 - p.beta1, p.beta2, 1 - p.beta2, stepSize, bc2Sqrt, p.eps));
     },
 
     add<T extends FloatArray>(a: T, b: T, out: T, n: number): void {
-      const K = 'add';
-      const A = f32(a, 'a', K);
-      const B = f32(b, 'b', K);
-      const O = f32(out, 'out', K);
-      need(A, n, 'a', K);
-      need(B, n, 'b', K);
-      need(O, n, 'out', K);
-      arena.begin();
-      const pa = arena.input(A, n);
-      const pb = arena.input(B, n);
-      const po = arena.output(O, n);
-      arena.run(() => ex.add(pa, pb, po, n));
+      const cl = call('add');
+      const pa = cl.input(a, 'a', n);
+      const pb = cl.input(b, 'b', n);
+      const po = cl.output(out, 'out', n);
+      cl.run(() => ex.add(pa, pb, po, n));
     },
 
     scale<T extends FloatArray>(x: T, alpha: number, n: number): void {
-      const K = 'scale';
-      const X = f32(x, 'x', K);
-      need(X, n, 'x', K);
-      arena.begin();
-      const px = arena.inout(X, n);
-      arena.run(() => ex.scale(px, alpha, n));
+      const cl = call('scale');
+      const px = cl.inout(x, 'x', n);
+      cl.run(() => ex.scale(px, alpha, n));
     },
 
     axpy<T extends FloatArray>(alpha: number, x: T, y: T, n: number): void {
-      const K = 'axpy';
-      const X = f32(x, 'x', K);
-      const Y = f32(y, 'y', K);
-      need(X, n, 'x', K);
-      need(Y, n, 'y', K);
-      arena.begin();
-      const px = arena.input(X, n);
-      const py = arena.inout(Y, n);
-      arena.run(() => ex.axpy(alpha, px, py, n));
+      const cl = call('axpy');
+      const px = cl.input(x, 'x', n);
+      const py = cl.inout(y, 'y', n);
+      cl.run(() => ex.axpy(alpha, px, py, n));
     },
   };
 }

@@ -59,13 +59,6 @@ export class WasmArena {
     return this.declare(array, n, 'inout');
   }
 
-  /** Reserves n scratch f32 elements with no copy in or out. */
-  scratch(n: number): number {
-    const ptr = this.top;
-    this.top = align16(ptr + 4 * n);
-    return ptr;
-  }
-
   /** Grows memory if needed, copies inputs in, runs `kernel`, copies outputs out; returns its result. */
   run<R>(kernel: () => R): R {
     this.ensure(this.top);
