@@ -11,14 +11,11 @@
 import { WeightsError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
-import { mlaBackward, mlaForward, mlaWeightsFrom, type AttnImpl, type MLASaved, type MLAWeights } from './attention.js';
+import { mlaBackward, mlaForward, mlaWeightsFrom, type MLAOptions, type MLASaved, type MLAWeights } from './attention.js';
 import type { ModelConfig } from './config.js';
 import type { Routing } from './gate.js';
-import type { MLACache } from './kv_cache.js';
 import { mlpBackward, mlpForward, mlpWeightsFrom, type MLPSaved, type MLPWeights } from './mlp.js';
 import { moeBackward, moeForward, moeWeightsFrom, type MoESaved, type MoEWeights } from './moe.js';
-import type { RopeTables } from './rope.js';
-import type { TraceFn } from './trace.js';
 import type { ModelWeights } from './weights.js';
 
 /** The tensors of one block (the same record type holds its gradients). */
@@ -102,18 +99,12 @@ export function phaseLaps(profile: PhaseTimer | undefined): (phase?: ModelPhase)
   };
 }
 
-/** Options of {@link blockForward}. */
-export interface BlockForwardOptions {
+/** Options of {@link blockForward}: the attention options plus the layer index and a phase timer. */
+export interface BlockForwardOptions extends Pick<MLAOptions, 'startPos' | 'rope' | 'attn' | 'cache' | 'trace'> {
   /** Absolute layer index (names the traces). */
   index: number;
-  /** Position of the first new token (tokens already in the cache). */
-  startPos: number;
-  rope: RopeTables;
-  attn: AttnImpl;
-  cache?: MLACache;
-  /** Keep what the backward needs. */
+  /** Keep what the whole block's backward needs. */
   save?: boolean;
-  trace?: TraceFn;
   /** Receives the time of the attention half and of the FFN half. */
   profile?: PhaseTimer;
 }
