@@ -17,3 +17,4 @@ export * from './transformer.js';
 export * from './mtp.js';
 export * from './model.js';
 export * from './generate.js';
+export * from './numerics.js';
