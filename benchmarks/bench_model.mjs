@@ -1,15 +1,43 @@
 // Shared setup of the model and training benchmarks (not itself a benchmark: run.mjs runs *.bench.* files only):
-// the kernel backend with a fallback to js, the `bench` preset model in f32, seeded token ids, and the median.
-import { DeepSeekV3, backendInfo, getPreset, initWeights, useBackend } from '../dist/index.js';
+// command-line flags, the kernel backend, the `bench` preset model in f32, seeded token ids, the median, and the
+// text/JSON output.
+//
+// Relaxed SIMD is behind --experimental-wasm-relaxed-simd on Node 20: the flag is set here, before any module is
+// compiled, so `--variant auto` (the default) runs the relaxed build where the CPU has it; the output names the build.
+import v8 from 'node:v8';
+v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+const { DeepSeekV3, backendInfo, getPreset, initWeights, useBackend } = await import('../dist/index.js');
 
-/** Activates `backend` ('wasm' or 'js'), falling back to js with a warning; returns backendInfo(). */
-export async function selectBackend(backend) {
-  try {
-    await useBackend(backend);
-  } catch (e) {
-    console.warn(`backend '${backend}' unavailable (${e.message}); using js`);
-    await useBackend('js');
-  }
+/**
+ * Flags common to the model benches: `--json` (one JSON document on stdout, the text goes to stderr),
+ * `--backend wasm|js`, `--variant auto|simd|relaxed-simd`, `--threads N` (our kernels; needs a threaded build),
+ * `--no-torch` (skip the PyTorch baseline).
+ */
+export function benchFlags(argv = process.argv.slice(2)) {
+  const value = (name, dflt) => {
+    const i = argv.indexOf(name);
+    return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+  };
+  return {
+    json: argv.includes('--json'),
+    torch: !argv.includes('--no-torch'),
+    backend: value('--backend', 'wasm'),
+    variant: value('--variant', 'auto'),
+    threads: Number(value('--threads', '1')),
+    kernels: argv.includes('--kernels'),
+  };
+}
+
+/** `log(text)` prints to stdout, or to stderr under --json so that stdout holds only the JSON document. */
+export function makeLog(json) {
+  return (...xs) => (json ? console.error(...xs) : console.log(...xs));
+}
+
+/** Activates the backend; a wasm failure is an error (a benchmark must not silently measure js). Returns backendInfo(). */
+export async function selectBackend(backend, variant = 'auto', threads = 1) {
+  const opts = { variant };
+  if (threads !== 1) opts.threads = threads;
+  await useBackend(backend, backend === 'wasm' ? opts : {});
   return backendInfo();
 }
 
@@ -29,3 +57,9 @@ export function seededIds(n, vocab, seed) {
 
 /** The median of xs (the upper one for an even count). */
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Machine and load: CPU model, logical CPUs, load average at the start (the benches run on shared machines). */
+export async function machineInfo() {
+  const os = await import('node:os');
+  return { cpu: os.cpus()[0]?.model ?? 'unknown', logicalCpus: os.cpus().length, loadavg: os.loadavg().map((x) => Number(x.toFixed(2))), node: process.version };
+}

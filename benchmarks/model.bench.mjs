@@ -1,10 +1,13 @@
-// Model benchmarks (compiled library in ../dist): forward tokens/s of the `bench` preset at batch 4 × 128
-// (PyTorch CPU 1 thread, official code: ≈ 3,800 tokens/s; target ≥ 0.5×), and decode tokens/s with the naive
-// vs the absorbed (latent) KV cache at context 512 and 2048. f32, wasm kernels when available. The forward is
-// timed by wall clock (median) and by the process's CPU time (on a shared, loaded machine the wall clock also
-// counts waiting for a core), with a per-phase breakdown from `forward({ profile })`.
-// Run: npm run build && node benchmarks/model.bench.mjs   (or through benchmarks/run.mjs)
-import { benchModel, median, seededIds, selectBackend } from './bench_model.mjs';
+// Model benchmarks (compiled library in ../dist): forward tokens/s of the `bench` preset at batch 4 × 128 (logits at
+// every position), side by side with the PyTorch restatement of the official model code
+// (benchmarks/torch/deepseek_v3_bench.py, same config and ids, 1 thread and our thread count, in this run; no
+// constants), and decode tokens/s with the naive vs the absorbed (latent) KV cache at context 512 and 2048. f32,
+// wasm kernels. The forward is timed by wall clock (median) and by the process's CPU time (on a shared, loaded
+// machine the wall clock also counts waiting for a core), with a per-phase breakdown from `forward({ profile })`.
+// Flags: --json, --threads N, --variant simd|relaxed-simd, --no-torch (benchmarks/bench_model.mjs).
+// Run: npm run build && node benchmarks/model.bench.mjs [flags]   (or: npm run bench -- model)
+import { benchFlags, benchModel, machineInfo, makeLog, median, seededIds, selectBackend } from './bench_model.mjs';
+import { torchBaseline, torchLabel } from './torch_baseline.mjs';
 
 /** B rows of T seeded ids. */
 function ids(B, T, vocab, seed) {
@@ -13,7 +16,7 @@ function ids(B, T, vocab, seed) {
 }
 
 /** Median wall and CPU seconds of fn over at least minRuns runs and minSeconds, after 3 warm-up runs. */
-function timeIt(fn, minSeconds = 2, minRuns = 3) {
+function timeIt(fn, minSeconds = 2, minRuns = 8) {
   for (let i = 0; i < 3; i++) fn(); // warm-up (JIT, wasm arena growth)
   const wall = [];
   const cpu = [];
@@ -30,27 +33,43 @@ function timeIt(fn, minSeconds = 2, minRuns = 3) {
 }
 
 /** Runs the model benchmarks; returns the figures (also printed). */
-export async function run({ backend = 'wasm', decodeSteps = 32, contexts = [512, 2048] } = {}) {
-  const info = await selectBackend(backend);
+export async function run({ backend = 'wasm', variant = 'auto', threads = 1, decodeSteps = 32, contexts = [512, 2048], torch = true, log = console.log } = {}) {
+  const machine = await machineInfo();
+  const info = await selectBackend(backend, variant, threads);
   const { config, model } = benchModel();
-  const results = { backend: info.float32, forward: null, decode: [] };
+  const results = { bench: 'model', machine, backend: info.float32, threads, forward: null, decode: [] };
+  log(`${machine.cpu} (${machine.logicalCpus} logical CPUs), load average ${machine.loadavg.join(' ')}; node ${machine.node}`);
 
   const B = 4;
   const T = 128;
-  const batch = ids(B, T, config.vocabSize, 1);
+  // the torch side uses the same LCG: rows of T+1 ids from seed 1, inputs ids[:, :T]
+  const flat = seededIds(B * (T + 1), config.vocabSize, 1);
+  const batch = Array.from({ length: B }, (_, b) => Array.from(flat.subarray(b * (T + 1), b * (T + 1) + T)));
+  const torchRuns = [];
+  if (torch) torchRuns.push(torchBaseline({ config, mode: 'forward', B, T, threads: 1, warmup: 3, steps: 8, minSeconds: 2 }));
   const { wall: s, cpu, runs } = timeIt(() => model.forward(batch, { attn: 'naive' }));
-  results.forward = { batch: B, seq: T, seconds: s, cpuSeconds: cpu, tokensPerSecond: (B * T) / s, tokensPerCpuSecond: (B * T) / cpu, vsPyTorch: (B * T) / s / 3800 };
-  console.log(
-    `forward bench preset ${B}×${T} [${info.float32}], ${runs} runs: wall median ${(s * 1000).toFixed(1)} ms, ${((B * T) / s).toFixed(0)} tokens/s ` +
-      `(${(((B * T) / s / 3800) * 100).toFixed(0)}% of PyTorch's ≈3,800); CPU ${(cpu * 1000).toFixed(1)} ms, ${((B * T) / cpu).toFixed(0)} tokens/s`,
+  if (torch && threads !== 1) torchRuns.push(torchBaseline({ config, mode: 'forward', B, T, threads, warmup: 3, steps: 8, minSeconds: 2 }));
+  results.forward = { batch: B, seq: T, runs, seconds: s, cpuSeconds: cpu, tokensPerSecond: (B * T) / s, tokensPerCpuSecond: (B * T) / cpu, torch: torchRuns };
+  log(
+    `forward bench preset ${B}×${T} [${info.float32}, ${threads} thread${threads === 1 ? '' : 's'}], ${runs} runs: wall median ${(s * 1000).toFixed(1)} ms, ` +
+      `${((B * T) / s).toFixed(0)} tokens/s; CPU ${(cpu * 1000).toFixed(1)} ms, ${((B * T) / cpu).toFixed(0)} tokens/s`,
   );
+  if (!torch) log('  PyTorch baseline skipped (--no-torch): no ratio');
+  for (const t of torchRuns) {
+    if (!t.available) {
+      log(`  ${t.reason}`);
+      continue;
+    }
+    t.ratio = t.wallSeconds.median / s;
+    log(`  ${torchLabel(t)}: wall median ${(t.wallSeconds.median * 1000).toFixed(1)} ms (${t.tokensPerSecond.toFixed(0)} tokens/s); ours / torch = ${t.ratio.toFixed(2)}×`);
+  }
   // per-phase breakdown, mean over 5 forwards
   const phases = new Map();
   const profile = (phase, ms) => phases.set(phase, (phases.get(phase) ?? 0) + ms / 5);
   for (let i = 0; i < 5; i++) model.forward(batch, { attn: 'naive', profile });
   const total = [...phases.values()].reduce((a, b) => a + b, 0);
   results.forward.phasesMs = Object.fromEntries(phases);
-  console.log(`  phases (mean ms, %): ${[...phases].sort((a, b) => b[1] - a[1]).map(([p, ms]) => `${p} ${ms.toFixed(1)} (${((ms / total) * 100).toFixed(0)}%)`).join(', ')}`);
+  log(`  phases (mean ms, %): ${[...phases].sort((a, b) => b[1] - a[1]).map(([p, ms]) => `${p} ${ms.toFixed(1)} (${((ms / total) * 100).toFixed(0)}%)`).join(', ')}`);
 
   // warm-up of the decode path (JIT) so the first measured context is not penalised
   for (const attn of ['naive', 'absorb']) {
@@ -72,7 +91,7 @@ export async function run({ backend = 'wasm', decodeSteps = 32, contexts = [512,
     }
     const speedup = row.absorb.tokensPerSecond / row.naive.tokensPerSecond;
     results.decode.push({ context: ctx, ...row, absorbSpeedup: speedup });
-    console.log(
+    log(
       `decode at context ${ctx}: naive ${row.naive.tokensPerSecond.toFixed(1)} tokens/s (cache ${(row.naive.cacheBytes / 2 ** 20).toFixed(1)} MiB), ` +
         `absorb ${row.absorb.tokensPerSecond.toFixed(1)} tokens/s (cache ${(row.absorb.cacheBytes / 2 ** 20).toFixed(1)} MiB): absorb ${speedup.toFixed(2)}×`,
     );
@@ -80,4 +99,8 @@ export async function run({ backend = 'wasm', decodeSteps = 32, contexts = [512,
   return results;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await run();
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const flags = benchFlags();
+  const results = await run({ ...flags, log: makeLog(flags.json) });
+  if (flags.json) console.log(JSON.stringify(results, null, 2));
+}

@@ -1,16 +1,17 @@
-// Training-step benchmark (compiled library in ../dist): the `bench` preset at batch 4 × 128, f32, wasm kernels,
-// one thread. One step = forward over all positions → mean next-token CE → backward → AdamW, with MTP and the
-// balance loss off: the step PyTorch runs with the official model code (≈ 1,000 tokens/s on these machines,
-// OpenBLAS 1 thread; target ≥ 0.5×). Prints tokens/s by wall clock (median and best step) and by the process's CPU
-// time (user + system: on a shared, loaded machine it is what the step costs, the wall clock also counts waiting
+// Training-step benchmark (compiled library in ../dist): the `bench` preset at batch 4 × 128, f32, wasm kernels.
+// One step = forward over all positions → mean next-token CE → backward → AdamW, with MTP and the balance loss off:
+// the step that benchmarks/torch/deepseek_v3_bench.py runs in PyTorch (a restatement of the official model code),
+// timed in the same run with 1 thread and with as many threads as ours, on the same config and token ids. No
+// constants: without torch the ratio is reported as unavailable. Prints tokens/s by wall clock (median and best
+// step) and by the process's CPU time (user + system: on a shared, loaded machine the wall clock also counts waiting
 // for a core), and the per-phase breakdown from `lossAndGrads({ profile })` plus the optimizer.
 // With --kernels it then times every f32 kernel call of 3 more steps by kernel and shape, and the time outside the
 // kernels (JS loops, copies, allocation), to show the next optimisation target.
-// Run: npm run build:ts && node benchmarks/train.bench.mjs [--kernels]   (or: npm run bench -- train)
+// Flags: --json, --kernels, --threads N, --variant simd|relaxed-simd, --no-torch (benchmarks/bench_model.mjs).
+// Run: npm run build && node benchmarks/train.bench.mjs [flags]   (or: npm run bench -- train)
 import { AdamW, kernelsFor } from '../dist/index.js';
-import { benchModel, median, seededIds, selectBackend } from './bench_model.mjs';
-
-const PYTORCH_TOKENS_PER_SECOND = 1000;
+import { benchFlags, benchModel, machineInfo, makeLog, median, seededIds, selectBackend } from './bench_model.mjs';
+import { torchBaseline, torchLabel } from './torch_baseline.mjs';
 
 /** A seeded batch of B rows of T+1 ids (inputs ids[:, :T], targets ids[:, 1:]). */
 function tokenBatch(B, T, vocab, seed) {
@@ -74,7 +75,7 @@ function instrumentKernels() {
 }
 
 /** Times `steps` steps with every kernel call timed; prints time by kernel and the largest call kinds. */
-function kernelBreakdown(model, optimizer, batch, steps, top = 15) {
+function kernelBreakdown(log, model, optimizer, batch, steps, top = 15) {
   const { stats, on } = instrumentKernels();
   on(true);
   const t0 = performance.now();
@@ -89,52 +90,77 @@ function kernelBreakdown(model, optimizer, batch, steps, top = 15) {
     inKernels += st.ms / steps;
   }
   const pct = (ms) => `${ms.toFixed(1)} ms (${((ms / total) * 100).toFixed(0)}%)`;
-  console.log(`  kernels (wall, mean of ${steps} instrumented steps of ${total.toFixed(0)} ms): outside kernels ${pct(total - inKernels)}`);
-  console.log(`  ${[...byKernel].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${pct(ms)}`).join(', ')}`);
+  log(`  kernels (wall, mean of ${steps} instrumented steps of ${total.toFixed(0)} ms): outside kernels ${pct(total - inKernels)}`);
+  log(`  ${[...byKernel].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${pct(ms)}`).join(', ')}`);
   for (const [key, st] of [...stats].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) {
-    console.log(`  ${(st.ms / steps).toFixed(1).padStart(7)} ms ${String(st.calls / steps).padStart(5)} calls  ${key}`);
+    log(`  ${(st.ms / steps).toFixed(1).padStart(7)} ms ${String(st.calls / steps).padStart(5)} calls  ${key}`);
   }
   return { totalMs: total, outsideKernelsMs: total - inKernels, byKernelMs: Object.fromEntries(byKernel) };
 }
 
-/** Runs the training-step benchmark; returns the figures (also printed). */
-export async function run({ backend = 'wasm', B = 4, T = 128, warmup = 2, steps = 8, kernels = false } = {}) {
-  const info = await selectBackend(backend);
+/** Runs the training-step benchmark and the PyTorch baseline; returns the figures (also printed). */
+export async function run({ backend = 'wasm', variant = 'auto', threads = 1, B = 4, T = 128, warmup = 2, steps = 8, kernels = false, torch = true, log = console.log } = {}) {
+  const machine = await machineInfo();
+  const info = await selectBackend(backend, variant, threads);
   const { config, model } = benchModel();
   const optimizer = new AdamW(model.weights); // torch.optim.AdamW semantics, DeepSeek-V3 defaults
   const batch = tokenBatch(B, T, config.vocabSize, 1);
-  const { wall, cpu, phases } = timeSteps(model, optimizer, batch, { warmup, steps, lr: 1e-4 });
-
   const tokens = B * T;
+  log(`${machine.cpu} (${machine.logicalCpus} logical CPUs), load average ${machine.loadavg.join(' ')}; node ${machine.node}`);
+
+  // PyTorch first with 1 thread, then ours, then PyTorch with our thread count (when it differs): one run
+  const torchRuns = [];
+  if (torch) torchRuns.push(torchBaseline({ config, mode: 'train', B, T, threads: 1, warmup, steps }));
+  const { wall, cpu, phases } = timeSteps(model, optimizer, batch, { warmup, steps, lr: 1e-4 });
+  if (torch && threads !== 1) torchRuns.push(torchBaseline({ config, mode: 'train', B, T, threads, warmup, steps }));
+
   const wallMedian = median(wall);
   const wallBest = Math.min(...wall);
   const cpuMedian = median(cpu);
   const results = {
+    bench: 'train',
+    machine,
     backend: info.float32,
+    threads,
     batch: B,
     seq: T,
     steps,
     wallSeconds: { median: wallMedian, best: wallBest },
     cpuSeconds: { median: cpuMedian },
     tokensPerSecond: { wallMedian: tokens / wallMedian, wallBest: tokens / wallBest, cpu: tokens / cpuMedian },
-    vsPyTorch: tokens / wallMedian / PYTORCH_TOKENS_PER_SECOND,
     phasesMs: Object.fromEntries(phases),
+    torch: torchRuns,
   };
   const r = results.tokensPerSecond;
-  console.log(
-    `train step bench preset ${B}×${T} [${info.float32}], ${steps} steps: wall median ${(wallMedian * 1000).toFixed(0)} ms ` +
-      `(${r.wallMedian.toFixed(0)} tokens/s, ${((r.wallMedian / PYTORCH_TOKENS_PER_SECOND) * 100).toFixed(0)}% of PyTorch's ≈1,000), ` +
-      `best ${(wallBest * 1000).toFixed(0)} ms (${r.wallBest.toFixed(0)} tokens/s), ` +
+  log(
+    `train step bench preset ${B}×${T} [${info.float32}, ${threads} thread${threads === 1 ? '' : 's'}], ${steps} steps: wall median ${(wallMedian * 1000).toFixed(0)} ms ` +
+      `(${r.wallMedian.toFixed(0)} tokens/s), best ${(wallBest * 1000).toFixed(0)} ms (${r.wallBest.toFixed(0)} tokens/s), ` +
       `CPU ${(cpuMedian * 1000).toFixed(0)} ms (${r.cpu.toFixed(0)} tokens/s)`,
   );
-  const total = [...phases.values()].reduce((a, b) => a + b, 0);
-  console.log('  phase (mean per step)        ms      %');
-  for (const [phase, ms] of [...phases].sort((a, b) => b[1] - a[1])) {
-    console.log(`  ${phase.padEnd(24)} ${ms.toFixed(1).padStart(7)} ${((ms / total) * 100).toFixed(1).padStart(6)}`);
+  if (!torch) log('  PyTorch baseline skipped (--no-torch): no ratio');
+  for (const t of torchRuns) {
+    if (!t.available) {
+      log(`  ${t.reason}`);
+      continue;
+    }
+    t.ratio = t.wallSeconds.median / wallMedian; // ours/torch in tokens/s
+    log(
+      `  ${torchLabel(t)}: wall median ${(t.wallSeconds.median * 1000).toFixed(0)} ms (${t.tokensPerSecond.toFixed(0)} tokens/s), ` +
+        `CPU ${(t.cpuSeconds.median * 1000).toFixed(0)} ms; ours / torch = ${t.ratio.toFixed(2)}×`,
+    );
   }
-  console.log(`  ${'total'.padEnd(24)} ${total.toFixed(1).padStart(7)}`);
-  if (kernels) results.kernels = kernelBreakdown(model, optimizer, batch, 3);
+  const total = [...phases.values()].reduce((a, b) => a + b, 0);
+  log('  phase (mean per step)        ms      %');
+  for (const [phase, ms] of [...phases].sort((a, b) => b[1] - a[1])) {
+    log(`  ${phase.padEnd(24)} ${ms.toFixed(1).padStart(7)} ${((ms / total) * 100).toFixed(1).padStart(6)}`);
+  }
+  log(`  ${'total'.padEnd(24)} ${total.toFixed(1).padStart(7)}`);
+  if (kernels) results.kernels = kernelBreakdown(log, model, optimizer, batch, 3);
   return results;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await run({ kernels: process.argv.includes('--kernels') });
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const flags = benchFlags();
+  const results = await run({ ...flags, log: makeLog(flags.json) });
+  if (flags.json) console.log(JSON.stringify(results, null, 2));
+}
