@@ -22,7 +22,10 @@ import { mtpBackward, mtpForward, mtpWeightsFrom, slicePositions, slicePositions
 import { buildRopeTables, type RopeTables } from './rope.js';
 import type { TraceFn } from './trace.js';
 import { transformerBackward, transformerForward, transformerWeightsFrom, type TransformerWeights } from './transformer.js';
-import { checkWeights, type ModelWeights } from './weights.js';
+import { checkWeights, type Fp8Weights, type ModelWeights } from './weights.js';
+import { parseNumericsProfile, type NumericsProfile } from './numerics.js';
+import { profileForward } from './profile/forward.js';
+import { ProfileWeights } from './profile/linear.js';
 
 /** Token ids: rows of equal length, or a flat Int32Array [B, T] with `B` (and `T`) given in the options. */
 export type TokenInput = readonly (readonly number[])[] | Int32Array;
@@ -44,6 +47,22 @@ export interface ModelForwardOptions {
   logits?: 'all' | 'last' | 'none';
   /** Receives the time of each phase (embedding, each block half, head); for benchmarks. */
   profile?: PhaseTimer;
+  /**
+   * Numerics profile (default 'exact': the model's own dtype). The official-* profiles emulate the official GPU
+   * inference in bf16 or FP8 (docs/numerics-profiles.md); their results are bf16 values in float32 tensors, and
+   * `caches` must come from `createCaches(attn, B, len, { numerics })`.
+   */
+  numerics?: NumericsProfile;
+}
+
+/** Options of {@link DeepSeekV3} beyond the config and the weights. */
+export interface DeepSeekV3Options {
+  /**
+   * FP8 checkpoint tensors kept as codes and scales (from `loadWeights`/`loadModel`), by weight name. The FP8
+   * profiles run these through act_quant + fp8_gemm, and official-bf16 dequantises them as the official code does;
+   * `weights` holds their exact dequantised values for the exact forward.
+   */
+  fp8?: Fp8Weights;
 }
 
 /** Result of {@link DeepSeekV3.forward}. */
@@ -125,11 +144,15 @@ export class DeepSeekV3 {
   readonly config: ModelConfig;
   readonly weights: ModelWeights;
   readonly dtype: DType;
+  /** FP8 checkpoint tensors as stored (empty for a float checkpoint). */
+  readonly fp8: Fp8Weights;
   private rope: RopeTables | null = null;
+  private readonly profileWeights = new Map<NumericsProfile, ProfileWeights>();
 
-  constructor(config: ModelConfig, weights: ModelWeights) {
+  constructor(config: ModelConfig, weights: ModelWeights, opts: DeepSeekV3Options = {}) {
     this.config = config;
     this.weights = weights;
+    this.fp8 = opts.fp8 ?? new Map();
     const embed = weights.get('model.embed_tokens.weight');
     if (embed === undefined) throw new WeightsError(`missing tensor 'model.embed_tokens.weight'`);
     this.dtype = embed.dtype;
@@ -147,11 +170,25 @@ export class DeepSeekV3 {
     return this.rope;
   }
 
-  /** One KV cache per main layer for `batch` rows of up to `maxLen` tokens. */
-  createCaches(attn: AttnImpl, batch: number, maxLen: number): MLACache[] {
+  /**
+   * One KV cache per main layer for `batch` rows of up to `maxLen` tokens, in the model's dtype, or in float32 (holding
+   * bf16 values) for an official-* numerics profile.
+   */
+  createCaches(attn: AttnImpl, batch: number, maxLen: number, opts: { numerics?: NumericsProfile } = {}): MLACache[] {
+    const dtype = (opts.numerics ?? 'exact') === 'exact' ? this.dtype : 'float32';
     const caches: MLACache[] = [];
-    for (let l = 0; l < this.config.numHiddenLayers; l++) caches.push(createKVCache(this.config, attn, batch, maxLen, this.dtype));
+    for (let l = 0; l < this.config.numHiddenLayers; l++) caches.push(createKVCache(this.config, attn, batch, maxLen, dtype));
     return caches;
+  }
+
+  /** The weights as the given (non-exact) profile uses them, prepared once. */
+  private weightsFor(numerics: NumericsProfile): ProfileWeights {
+    let pw = this.profileWeights.get(numerics);
+    if (pw === undefined) {
+      pw = new ProfileWeights(this.weights, this.fp8, numerics);
+      this.profileWeights.set(numerics, pw);
+    }
+    return pw;
   }
 
   /** The main-model tensors as a record. */
@@ -171,6 +208,8 @@ export class DeepSeekV3 {
     const startPos = opts.startPos ?? 0;
     if (!Number.isInteger(startPos) || startPos < 0) throw new InputError(`forward: startPos must be a non-negative integer, got ${startPos}`);
     const mode = opts.logits ?? 'all';
+    const numerics = parseNumericsProfile(opts.numerics ?? 'exact', 'forward: numerics');
+    if (numerics !== 'exact') return this.forwardProfile(numerics, flat, B, T, startPos, mode, opts);
     const out = transformerForward(this.config, this.mainWeights(), flat, B, T, {
       startPos,
       attn: opts.attn ?? 'naive',
@@ -193,6 +232,35 @@ export class DeepSeekV3 {
       hidden: out.hidden.map((h) => new Tensor([B, T, d], h)),
       finalHidden: new Tensor([B, T, d], out.finalHidden),
       routing,
+    };
+  }
+
+  /** {@link forward} under an official-* numerics profile (src/model/profile/). */
+  private forwardProfile(
+    numerics: NumericsProfile,
+    ids: Int32Array,
+    B: number,
+    T: number,
+    startPos: number,
+    mode: 'all' | 'last' | 'none',
+    opts: ModelForwardOptions,
+  ): ModelForwardResult {
+    const out = profileForward(this.config, this.weightsFor(numerics), ids, B, T, {
+      startPos,
+      attn: opts.attn ?? 'naive',
+      ...(opts.caches !== undefined ? { caches: opts.caches } : {}),
+      ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
+      logits: mode,
+    });
+    const d = this.config.hiddenSize;
+    const V = this.config.vocabSize;
+    return {
+      B,
+      T,
+      logits: new Tensor(mode === 'all' ? [B, T, V] : mode === 'last' ? [B, 1, V] : [0], out.logits),
+      hidden: out.hidden.map((h) => new Tensor([B, T, d], h)),
+      finalHidden: new Tensor([B, T, d], out.finalHidden),
+      routing: out.routing,
     };
   }
 

@@ -147,6 +147,17 @@ export class WeightsMismatchError extends WeightsError {
   }
 }
 
+/** An FP8 checkpoint tensor as stored: e4m3 codes [rows, cols] and f32 `weight_scale_inv` [⌈rows/128⌉, ⌈cols/128⌉] (SPEC §6.4). */
+export interface Fp8Weight {
+  codes: Uint8Array;
+  scales: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+/** FP8 checkpoint tensors by HF weight name (`….weight`). */
+export type Fp8Weights = ReadonlyMap<string, Fp8Weight>;
+
 /** Options of loadWeights. */
 export interface LoadWeightsOptions {
   dtype: DType;
@@ -181,13 +192,14 @@ function mergeTensors(files: WeightsSource, source: string): Map<string, Safeten
  * their `<name>_scale_inv` (shape checked, SPEC §1.4 rule 10), BF16/F16 widened, F32/F64
  * converted. Missing, unexpected and mis-shaped tensors are all reported by name in one
  * WeightsMismatchError. MTP copies of the embedding/head are accepted, compared with the main
- * tensors (a warning if they differ, SPEC §2.2) and not returned.
+ * tensors (a warning if they differ, SPEC §2.2) and not returned. `fp8` keeps every F8_E4M3 weight as stored
+ * (codes and f32 scales), for the FP8 numerics profiles (pass it to `new DeepSeekV3(config, weights, { fp8 })`).
  */
 export function loadWeights(
   files: WeightsSource,
   c: ModelConfig,
   opts: LoadWeightsOptions,
-): { weights: ModelWeights; warnings: string[] } {
+): { weights: ModelWeights; warnings: string[]; fp8: Fp8Weights } {
   const source = opts.source ?? '<tensors>';
   const tensors = mergeTensors(files, source);
   const missing: string[] = [];
@@ -195,6 +207,7 @@ export function loadWeights(
   const warnings: string[] = [];
   const used = new Set<string>();
   const weights: ModelWeights = new Map();
+  const fp8 = new Map<string, Fp8Weight>();
 
   const decode = (name: string, shape: number[]): Tensor | null => {
     const t = tensors.get(name);
@@ -229,7 +242,9 @@ export function loadWeights(
       invalid.push(`${scaleName}: dtype ${s.dtype} is not a float format`);
       return null;
     }
-    return new Tensor(shape, dequantizeBlockFp8(t.bytes, tensorToFloat32(s, scaleName), rows, cols, 128, opts.dtype));
+    const scales = tensorToFloat32(s, scaleName);
+    fp8.set(name, { codes: t.bytes, scales, rows, cols });
+    return new Tensor(shape, dequantizeBlockFp8(t.bytes, scales, rows, cols, 128, opts.dtype));
   };
 
   for (const spec of parameterSpecs(c)) {
@@ -246,7 +261,8 @@ export function loadWeights(
   }
   const unexpected = [...tensors.keys()].filter((n) => !used.has(n));
   if (missing.length || unexpected.length || invalid.length) throw new WeightsMismatchError(missing, unexpected, invalid, source);
-  return { weights, warnings };
+  for (const [copy] of mtpDuplicateNames(c)) fp8.delete(copy);
+  return { weights, warnings, fp8 };
 }
 
 /** Checks that `weights` holds exactly the parameters of `c` with the right shapes (WeightsMismatchError otherwise). */
@@ -307,9 +323,9 @@ export function loadModelFromBytes(
   configJson: unknown,
   files: { name: string; bytes: Uint8Array }[],
   opts: { dtype: DType },
-): { config: ModelConfig; weights: ModelWeights; warnings: string[] } {
+): { config: ModelConfig; weights: ModelWeights; warnings: string[]; fp8: Fp8Weights } {
   const { config, warnings } = configFromHFWithWarnings(configJson);
   const parsed = files.map((f) => parseSafetensors(f.bytes, f.name));
-  const { weights, warnings: w2 } = loadWeights(parsed, config, { dtype: opts.dtype, source: files.map((f) => f.name).join(', ') });
-  return { config, weights, warnings: [...warnings, ...w2] };
+  const { weights, warnings: w2, fp8 } = loadWeights(parsed, config, { dtype: opts.dtype, source: files.map((f) => f.name).join(', ') });
+  return { config, weights, warnings: [...warnings, ...w2], fp8 };
 }

@@ -9,7 +9,7 @@ import { FormatError, InputError } from '../errors.js';
 import { readSafetensorsFile, readShardedSafetensors, SAFETENSORS_INDEX_FILE, writeSafetensorsFile } from '../io/safetensors_node.js';
 import type { SafetensorsTensor } from '../io/safetensors.js';
 import { configFromHFWithWarnings, configToHF, type ModelConfig } from './config.js';
-import { loadWeights, saveWeights, type ModelWeights, type SaveWeightsOptions } from './weights.js';
+import { loadWeights, saveWeights, type Fp8Weights, type ModelWeights, type SaveWeightsOptions } from './weights.js';
 
 /** Reads and parses `config.json` of a model directory (FormatError for bad JSON, ConfigError for bad values). */
 export function readConfigFile(path: string): { config: ModelConfig; warnings: string[] } {
@@ -44,13 +44,13 @@ export interface ModelFiles {
  * index) or from explicit files: config (validated) and weights (FP8 dequantised, BF16/F16
  * widened). Warnings come from defaulted config keys and differing MTP copies.
  */
-export function loadModel(source: string | ModelFiles, opts: { dtype: DType }): { config: ModelConfig; weights: ModelWeights; warnings: string[] } {
+export function loadModel(source: string | ModelFiles, opts: { dtype: DType }): { config: ModelConfig; weights: ModelWeights; warnings: string[]; fp8: Fp8Weights } {
   const configPath = typeof source === 'string' ? join(source, 'config.json') : source.config;
   const { config, warnings } = readConfigFile(configPath);
   const files = typeof source === 'string' ? readShardedSafetensors(source) : source.weights.map(readSafetensorsFile);
   const name = typeof source === 'string' ? source : source.weights.join(', ');
-  const { weights, warnings: w2 } = loadWeights(files, config, { dtype: opts.dtype, source: name });
-  return { config, weights, warnings: [...warnings, ...w2] };
+  const { weights, warnings: w2, fp8 } = loadWeights(files, config, { dtype: opts.dtype, source: name });
+  return { config, weights, warnings: [...warnings, ...w2], fp8 };
 }
 
 /** Options of saveModel. */
