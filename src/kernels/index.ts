@@ -7,6 +7,9 @@ import type { WasmKernels, WasmVariant } from './wasm.js';
 export type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
 export type { WasmKernels, WasmKernelsName, WasmVariant } from './wasm.js';
 export { jsKernels } from './js.js';
+// FP8 / bf16 emulation kernels (official kernel.py); ScaleFmt is exported by the model's numerics module
+export { actQuant, bf16Linear, bf16Round, fp8Gemm, roundBF16, weightDequant, jsFp8, FP8_BLOCK } from './fp8.js';
+export type { Fp8Kernels, Fp8OutDType } from './fp8.js';
 
 /** Which kernel implementation runs for each precision: `'js'`, `'wasm-simd'` or `'wasm-relaxed-simd'`. */
 export interface BackendInfo {

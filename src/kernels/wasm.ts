@@ -2,6 +2,8 @@ import { BackendError, InputError, ShapeError } from '../errors.js';
 import type { FloatArray } from '../tensor.js';
 import type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
 import { WasmArena } from './wasm_arena.js';
+import type { Fp8Kernels } from './fp8_js.js';
+import { makeWasmFp8, type Fp8Exports } from './wasm_fp8.js';
 import { WASM_RELAXED_SIMD_BASE64, WASM_SIMD_BASE64 } from './wasm_bytes.generated.js';
 
 /** Name a wasm kernel set reports: the plain 128-bit SIMD build or the relaxed-SIMD build. */
@@ -15,6 +17,8 @@ export interface WasmKernels extends Kernels {
   readonly name: WasmKernelsName;
   /** Current size of this instance's linear memory in bytes (it grows to the largest call, never per call). */
   memoryBytes(): number;
+  /** The FP8 / bf16 emulation kernels on this instance (src/kernels/wasm_fp8.ts); src/kernels/fp8.ts dispatches here. */
+  readonly fp8: Fp8Kernels;
 }
 
 /** What this engine can run: 128-bit SIMD, and relaxed SIMD (Node 20 needs `--experimental-wasm-relaxed-simd`). */
@@ -196,6 +200,7 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
   return {
     name,
     memoryBytes: () => arena.byteLength(),
+    fp8: makeWasmFp8(ex as unknown as Fp8Exports, arena, name),
 
     matmul<T extends FloatArray>(layout: MatmulLayout, a: T, b: T, c: T, m: number, n: number, k: number, accumulate = false): void {
       matmulBatched(layout, a, b, c, 1, m, n, k, accumulate, 0);
