@@ -8,8 +8,7 @@
  * The weights a profile needs (bf16 copies, FP8 codes) are prepared once per model and profile.
  */
 import { InputError } from '../../errors.js';
-import { kernelsFor } from '../../kernels/index.js';
-import { actQuant, fp8Gemm, weightDequant } from './fp8_interim.js';
+import { actQuant, fp8Gemm, kernelsFor, weightDequant } from '../../kernels/index.js';
 import type { NumericsProfile, ScaleFmt } from '../numerics.js';
 import { profileGemm } from '../numerics.js';
 import type { Fp8Weights, ModelWeights } from '../weights.js';
