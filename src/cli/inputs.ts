@@ -2,8 +2,10 @@
  * Shared input handling of the `dsv3` subcommands: token-id files, option parsing helpers and
  * writing outputs. Errors are `InputError`s naming the file and position (exit code 2).
  */
+import { NUMERICS_PROFILES, type NumericsProfile } from '../model/numerics.js';
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
+import { preview } from '../preview.js';
 import type { AttnImpl } from '../model/attention.js';
 import type { DType } from '../tensor.js';
 import { CliUsageError } from './errors.js';
@@ -31,7 +33,7 @@ export function readIdsFile(path: string): number[][] {
   rows.forEach((row, b) => {
     if (!Array.isArray(row) || row.length === 0) throw new InputError(`${path}: row ${b} is not a non-empty array of token ids`);
     row.forEach((v, t) => {
-      if (!Number.isInteger(v) || (v as number) < 0) throw new InputError(`${path}: token [${b}][${t}] = ${JSON.stringify(v)} is not a non-negative integer`);
+      if (!Number.isInteger(v) || (v as number) < 0) throw new InputError(`${path}: token [${b}][${t}] = ${preview(v)} is not a non-negative integer`);
     });
     if (row.length !== (rows[0] as unknown[]).length) {
       throw new InputError(`${path}: row ${b} has ${row.length} ids, row 0 has ${(rows[0] as unknown[]).length} (rows must have equal length)`);
@@ -70,6 +72,15 @@ export function parseDType(v: string): DType {
   if (v === 'float64' || v === 'f64') return 'float64';
   throw new CliUsageError(`--dtype must be float32 or float64, got '${v}'`);
 }
+
+/** Parses `--numerics` (exact | official-bf16 | official-fp8 | official-fp8-ue8m0). */
+export function parseNumerics(v: string): NumericsProfile {
+  if ((NUMERICS_PROFILES as readonly string[]).includes(v)) return v as NumericsProfile;
+  throw new CliUsageError(`--numerics must be one of ${NUMERICS_PROFILES.join(' | ')}, got '${v}'`);
+}
+
+/** Help text of `--numerics`. */
+export const NUMERICS_HELP = `numerics profile: ${NUMERICS_PROFILES.join(' | ')} (official-*: emulate the official GPU inference in bf16/FP8, docs/numerics-profiles.md)`;
 
 /** Parses `--attn`. */
 export function parseAttn(v: string): AttnImpl {

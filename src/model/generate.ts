@@ -8,8 +8,10 @@ import { InputError } from '../errors.js';
 import { Random } from '../random.js';
 import type { FloatArray } from '../tensor.js';
 import type { AttnImpl } from './attention.js';
+import { checkMemory, checkPositions, estimateMemory } from './guards.js';
 import { createKVCache, type MLACache } from './kv_cache.js';
-import type { DeepSeekV3 } from './model.js';
+import type { DeepSeekV3, ModelForwardOptions } from './model.js';
+import type { NumericsProfile } from './numerics.js';
 import { mtpForward } from './mtp.js';
 import { linearForward } from './transformer.js';
 
@@ -40,6 +42,8 @@ export interface GenerateOptions {
   onMainLogits?: (position: number, logits: FloatArray) => void;
   /** Stop after generating any of these ids (it is included in the output). */
   stopTokens?: readonly number[];
+  /** Numerics profile of the main model's forward (default 'exact'; see {@link ModelForwardOptions.numerics}). */
+  numerics?: NumericsProfile;
 }
 
 /** Result of {@link generate}. */
@@ -54,6 +58,11 @@ export interface GenerateResult {
   acceptanceRate: number | null;
   /** Bytes allocated by all KV caches (main layers, plus the MTP block's with speculation). */
   cacheBytes: number;
+  /**
+   * Why generation ended: `maxNewTokens` reached, a stop token, or the prompt plus the generated ids reached
+   * max_position_embeddings (fewer than `maxNewTokens` ids; not with the model's `allowLongContext`).
+   */
+  stopReason: 'max_new_tokens' | 'stop_token' | 'max_position_embeddings';
 }
 
 /** Greedy choice: the index of the largest logit of the row [offset, offset + n); ties → the lower index. */
@@ -187,24 +196,33 @@ export function speculativeVerify(p: ArrayLike<number>, q: ArrayLike<number>, dr
 /** Generates up to `maxNewTokens` ids after `prompt` (one sequence). */
 export function generateTokens(model: DeepSeekV3, prompt: readonly number[], opts: GenerateOptions = {}): GenerateResult {
   const cfg = model.config;
-  const maxNew = opts.maxNewTokens ?? 32;
-  if (!Number.isInteger(maxNew) || maxNew < 0) throw new InputError(`maxNewTokens must be a non-negative integer, got ${maxNew}`);
+  const requested = opts.maxNewTokens ?? 32;
+  if (!Number.isInteger(requested) || requested < 0) throw new InputError(`maxNewTokens must be a non-negative integer, got ${requested}`);
   if (prompt.length === 0) throw new InputError('generate: the prompt must hold at least one token');
+  // prompt + generated ids stay within max_position_embeddings unless the model allows long context
+  const long = model.limits.allowLongContext;
+  checkPositions(cfg, prompt.length, long, `generate: prompt of ${prompt.length} ids`);
+  const maxNew = long ? requested : Math.min(requested, cfg.maxPositionEmbeddings - prompt.length);
+  const need = estimateMemory(cfg, model.dtype, { kind: 'generate', promptLength: prompt.length, newTokens: maxNew, attn: opts.attn ?? 'absorb', speculative: opts.speculative === 'mtp' });
+  checkMemory({ ...need, weights: model.limits.heldBytes, total: need.total - need.weights + model.limits.heldBytes }, model.limits.maxBytes, `generate (${prompt.length} + ${maxNew} tokens)`);
   const temperature = opts.temperature ?? 0;
   const topP = opts.topP ?? 1;
   const attn = opts.attn ?? 'absorb';
   const stop = new Set(opts.stopTokens ?? []);
   const n = prompt.length;
   const maxLen = n + maxNew + 1;
-  const caches = model.createCaches(attn, 1, maxLen);
+  const numerics = opts.numerics ?? 'exact';
+  const caches = model.createCaches(attn, 1, maxLen, { numerics });
   const V = cfg.vocabSize;
 
   const rng = new Random(opts.seed ?? 0);
   const onLogits = opts.onMainLogits;
   if (opts.speculative === 'mtp') {
+    if (numerics !== 'exact') throw new InputError(`speculative decoding runs in the 'exact' profile only (the official code has no MTP to emulate), got numerics '${numerics}'`);
     if (cfg.numNextnPredictLayers < 1) throw new InputError('speculative decoding with MTP needs num_nextn_predict_layers ≥ 1');
     const policy = temperature > 0 ? samplingPolicy(temperature, topP, rng, V) : GREEDY_POLICY;
-    return speculativeDecode(model, prompt, maxNew, attn, caches, stop, policy, onLogits);
+    const r = speculativeDecode(model, prompt, maxNew, attn, caches, stop, policy, onLogits);
+    return { ...r, stopReason: stopReason(r.tokens) };
   }
 
   const tokens: number[] = [];
@@ -212,7 +230,7 @@ export function generateTokens(model: DeepSeekV3, prompt: readonly number[], opt
   let input: number[] = [...prompt];
   let pos = 0;
   while (tokens.length < maxNew) {
-    const r = model.forward([input], { attn, caches, startPos: pos, logits: 'last' });
+    const r = model.forward([input], { attn, caches, startPos: pos, logits: 'last', numerics });
     forwardCalls++;
     pos += input.length;
     onLogits?.(pos - 1, r.logits.data);
@@ -221,7 +239,12 @@ export function generateTokens(model: DeepSeekV3, prompt: readonly number[], opt
     if (stop.has(next)) break;
     input = [next];
   }
-  return { tokens, forwardCalls, drafted: 0, accepted: 0, acceptanceRate: null, cacheBytes: sumBytes(caches) };
+  return { tokens, forwardCalls, drafted: 0, accepted: 0, acceptanceRate: null, cacheBytes: sumBytes(caches), stopReason: stopReason(tokens) };
+
+  function stopReason(out: number[]): GenerateResult['stopReason'] {
+    if (out.length > 0 && stop.has(out[out.length - 1]!)) return 'stop_token';
+    return out.length < requested ? 'max_position_embeddings' : 'max_new_tokens';
+  }
 }
 
 function sumBytes(caches: MLACache[]): number {
@@ -282,7 +305,7 @@ function speculativeDecode(
   stop: Set<number>,
   policy: SpeculativePolicy,
   onLogits: ((position: number, logits: FloatArray) => void) | undefined,
-): GenerateResult {
+): Omit<GenerateResult, 'stopReason'> {
   const cfg = model.config;
   const V = cfg.vocabSize;
   const d = cfg.hiddenSize;
@@ -345,7 +368,7 @@ function speculativeDecode(
   }
   return result();
 
-  function result(): GenerateResult {
+  function result(): Omit<GenerateResult, 'stopReason'> {
     return {
       tokens: out.slice(0, maxNew),
       forwardCalls,

@@ -57,7 +57,7 @@ describe.each(GPU_RUNS)('official $gemm run on the H200', (run) => {
   };
   const pw = new ProfileWeights(fx.model.weights, fx.model.fp8, run.profile);
   const fp8 = run.gemm !== 'bf16';
-  const expectAgreement = (got: Float32Array, ref: Float32Array, minIdentical: number, maxSteps: number | null): void => {
+  const expectAgreement = (got: ArrayLike<number>, ref: Float32Array, minIdentical: number, maxSteps: number | null): void => {
     expect(got.length).toBe(ref.length);
     const a = bf16Agreement(got, ref);
     expect(a.identical).toBeGreaterThanOrEqual(minIdentical);

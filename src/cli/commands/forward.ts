@@ -9,12 +9,13 @@ import type { AttnImpl } from '../../model/attention.js';
 import { DeepSeekV3 } from '../../model/model.js';
 import { loadModel } from '../../model/weights_node.js';
 import type { DType } from '../../tensor.js';
-import { parseAttn, parseDType, printJSON, readIdsFile } from '../inputs.js';
+import type { NumericsProfile } from '../../model/numerics.js';
+import { NUMERICS_HELP, parseAttn, parseDType, parseNumerics, printJSON, readIdsFile } from '../inputs.js';
 
 /** The tensors `dsv3 forward` writes (names and layouts of issue 3 item 7). */
-function forwardOutputs(model: DeepSeekV3, ids: number[][], attn: AttnImpl): Map<string, SafetensorsTensor> {
-  const out = model.forward(ids, { attn });
-  const st = model.dtype === 'float64' ? 'F64' : 'F32';
+function forwardOutputs(model: DeepSeekV3, ids: number[][], attn: AttnImpl, numerics: NumericsProfile): Map<string, SafetensorsTensor> {
+  const out = model.forward(ids, { attn, numerics });
+  const st = out.logits.dtype === 'float64' ? 'F64' : 'F32';
   const tensors = new Map<string, SafetensorsTensor>();
   tensors.set('logits', fromFloatArray(out.logits.data, out.logits.shape, st));
   out.hidden.forEach((h, i) => tensors.set(`hidden.${i}`, fromFloatArray(h.data, h.shape, st)));
@@ -38,16 +39,17 @@ export function registerForwardCommand(program: Command): void {
     .requiredOption('--input <ids.json>', 'JSON array of equal-length arrays of token ids (a batch)')
     .option('--attn <impl>', 'attention path: naive | absorb', parseAttn, 'naive' as AttnImpl)
     .option('--dtype <dtype>', 'compute precision: f32 | f64', parseDType, 'float32' as DType)
+    .option('--numerics <profile>', NUMERICS_HELP, parseNumerics, 'exact' as NumericsProfile)
     .requiredOption('--out <file>', 'output safetensors file')
     .option('--json', 'print a JSON summary on stdout')
     .addHelpText('after', '\nExample:\n  dsv3 forward --model ./tiny --input ids.json --attn absorb --out out.safetensors')
-    .action((o: { model: string; input: string; attn: AttnImpl; dtype: DType; out: string; json?: boolean }) => {
+    .action((o: { model: string; input: string; attn: AttnImpl; dtype: DType; numerics: NumericsProfile; out: string; json?: boolean }) => {
       const ids = readIdsFile(o.input);
-      const { config, weights } = loadModel(o.model, { dtype: o.dtype });
-      const model = new DeepSeekV3(config, weights);
-      const tensors = forwardOutputs(model, ids, o.attn);
-      writeSafetensorsFile(o.out, tensors, { command: 'forward', attn: o.attn, dtype: o.dtype });
-      const summary = { out: o.out, batch: ids.length, positions: ids[0]!.length, attn: o.attn, dtype: o.dtype, tensors: [...tensors.keys()] };
+      const { config, weights, fp8 } = loadModel(o.model, { dtype: o.dtype });
+      const model = new DeepSeekV3(config, weights, { fp8 });
+      const tensors = forwardOutputs(model, ids, o.attn, o.numerics);
+      writeSafetensorsFile(o.out, tensors, { command: 'forward', attn: o.attn, dtype: o.dtype, numerics: o.numerics });
+      const summary = { out: o.out, batch: ids.length, positions: ids[0]!.length, attn: o.attn, dtype: o.dtype, numerics: o.numerics, tensors: [...tensors.keys()] };
       if (o.json === true) printJSON(summary);
       else process.stdout.write(`wrote ${tensors.size} tensors for ${ids.length}×${ids[0]!.length} tokens to ${o.out}\n`);
     });

@@ -11,7 +11,8 @@ import { initWeights } from '../../model/weights.js';
 import { loadModel } from '../../model/weights_node.js';
 import type { DType } from '../../tensor.js';
 import { CliUsageError } from '../errors.js';
-import { parseDType, parseNonNegative, parsePositiveInt, printJSON } from '../inputs.js';
+import type { NumericsProfile } from '../../model/numerics.js';
+import { NUMERICS_HELP, parseDType, parseNonNegative, parseNumerics, parsePositiveInt, printJSON } from '../inputs.js';
 import { parseAttn } from '../inputs.js';
 
 /** Parses `--prompt-ids`: `1,2,3`, `1 2 3` or a JSON array. */
@@ -48,6 +49,7 @@ export function registerGenerateCommand(program: Command): void {
     .option('--seed <n>', 'sampling seed (and the preset weights seed)', (v) => Number(v), 0)
     .option('--attn <impl>', 'attention path / cache layout: naive | absorb', parseAttn, 'absorb' as AttnImpl)
     .option('--dtype <dtype>', 'compute precision: f32 | f64', parseDType, 'float32' as DType)
+    .option('--numerics <profile>', NUMERICS_HELP, parseNumerics, 'exact' as NumericsProfile)
     .option('--speculative <kind>', "speculative decoding: 'mtp' (greedy, or speculative sampling with --temperature > 0)")
     .option('--json', 'print a JSON result on stdout')
     .addHelpText('after', '\nExample:\n  dsv3 generate --preset tiny --prompt-ids 1,2,3 --max-new-tokens 16 --speculative mtp')
@@ -62,6 +64,7 @@ export function registerGenerateCommand(program: Command): void {
         seed: number;
         attn: AttnImpl;
         dtype: DType;
+        numerics: NumericsProfile;
         speculative?: string;
         json?: boolean;
       }) => {
@@ -75,8 +78,8 @@ export function registerGenerateCommand(program: Command): void {
           const config = getPreset(o.preset);
           model = new DeepSeekV3(config, initWeights(config, { seed: o.seed, dtype: o.dtype }));
         } else {
-          const { config, weights } = loadModel(o.model!, { dtype: o.dtype });
-          model = new DeepSeekV3(config, weights);
+          const { config, weights, fp8 } = loadModel(o.model!, { dtype: o.dtype });
+          model = new DeepSeekV3(config, weights, { fp8 });
         }
         const t0 = performance.now();
         const r = model.generate(prompt, {
@@ -85,6 +88,7 @@ export function registerGenerateCommand(program: Command): void {
           topP: o.topP,
           seed: o.seed,
           attn: o.attn,
+          numerics: o.numerics,
           ...(o.speculative === 'mtp' ? { speculative: 'mtp' as const } : {}),
         });
         const seconds = (performance.now() - t0) / 1000;

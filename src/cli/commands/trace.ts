@@ -12,7 +12,8 @@ import { loadModel } from '../../model/weights_node.js';
 import type { DType } from '../../tensor.js';
 import { TraceRecorder } from '../../verify/trace.js';
 import { CliUsageError } from '../errors.js';
-import { collect, parseAttn, parseDType, printJSON, readIdsFile } from '../inputs.js';
+import type { NumericsProfile } from '../../model/numerics.js';
+import { collect, NUMERICS_HELP, parseAttn, parseDType, parseNumerics, printJSON, readIdsFile } from '../inputs.js';
 
 /** Options of {@link traceModel}. */
 export interface TraceRunOptions {
@@ -21,6 +22,8 @@ export interface TraceRunOptions {
   /** Run forward + backward of the main CE on ids (rows of T+1: inputs ids[:, :T], targets ids[:, 1:]). */
   grads: boolean;
   filter: string[];
+  /** Numerics profile of the forward (default 'exact'); gradients exist only in 'exact'. */
+  numerics?: NumericsProfile;
 }
 
 /**
@@ -30,11 +33,13 @@ export interface TraceRunOptions {
  */
 export function traceModel(modelDir: string, idsPath: string, opts: TraceRunOptions): { recorder: TraceRecorder; warnings: string[]; loss?: number } {
   const ids = readIdsFile(idsPath);
-  const { config, weights, warnings } = loadModel(modelDir, { dtype: opts.dtype });
-  const model = new DeepSeekV3(config, weights);
+  const numerics = opts.numerics ?? 'exact';
+  if (opts.grads && numerics !== 'exact') throw new CliUsageError(`--grads runs in the exact profile only; drop --numerics ${numerics}`);
+  const { config, weights, warnings, fp8 } = loadModel(modelDir, { dtype: opts.dtype });
+  const model = new DeepSeekV3(config, weights, { fp8 });
   const recorder = new TraceRecorder({ filter: opts.filter });
   if (!opts.grads) {
-    model.forward(ids, { attn: opts.attn, trace: recorder.trace });
+    model.forward(ids, { attn: opts.attn, trace: recorder.trace, numerics });
     return { recorder, warnings };
   }
   if (ids[0]!.length < 2) throw new CliUsageError(`--grads needs rows of at least 2 ids (inputs + next-token targets) in ${idsPath}`);
@@ -51,6 +56,7 @@ export interface TraceFlags {
   filter: string[];
   dtype: DType;
   attn: string;
+  numerics: NumericsProfile;
   json?: boolean;
 }
 
@@ -61,7 +67,8 @@ export function addModelRunOptions(cmd: Command): Command {
     .requiredOption('--input <ids.json>', 'token ids: [[...], ...] rows of equal length, [...] one row, or {"input_ids": ...}')
     .option('--grads', 'also run backward of the next-token cross-entropy and record grad.<weight name>')
     .option('--dtype <dtype>', 'compute precision: float32 or float64', parseDType, 'float32' as DType)
-    .option('--attn <impl>', 'attention path: naive or absorb', 'naive');
+    .option('--attn <impl>', 'attention path: naive or absorb', 'naive')
+    .option('--numerics <profile>', NUMERICS_HELP, parseNumerics, 'exact' as NumericsProfile);
 }
 
 /** Registers `dsv3 trace`. */
@@ -83,9 +90,10 @@ export function registerTraceCommand(program: Command): void {
         attn: parseAttn(flags.attn),
         grads: flags.grads === true,
         filter: flags.filter,
+        numerics: flags.numerics,
       });
       for (const w of warnings) process.stderr.write(`dsv3 trace: warning: ${w}\n`);
-      writeFileSync(flags.out, recorder.serialize({ model: flags.model, dtype: flags.dtype, attn: flags.attn }));
+      writeFileSync(flags.out, recorder.serialize({ model: flags.model, dtype: flags.dtype, attn: flags.attn, numerics: flags.numerics }));
       if (flags.json) {
         printJSON({ out: flags.out, loss: loss ?? null, tensors: [...recorder.tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })) });
       } else {
