@@ -5,7 +5,7 @@
  * index num_hidden_layers + k, follow the same rule).
  *
  * Trace names (prefix `model.layers.{i}`): `{prefix}.input_layernorm:out`, `{prefix}.post_attention_layernorm:out`,
- * `{prefix}.mlp:out` (dense layers; MoE layers trace it inside moeForward), `{prefix}:out` (residual stream after
+ * `{prefix}.mlp:out` [B, S, d] (MoE layers trace it inside moeForward, same shape), `{prefix}:out` (residual stream after
  * the block); attention traces under `{prefix}.self_attn`.
  */
 import { WeightsError } from '../errors.js';
@@ -172,7 +172,7 @@ export function blockForward(config: ModelConfig, w: BlockWeights, x: FloatArray
   let mlpSaved: MLPSaved | null = null;
   let moeSaved: MoESaved | null = null;
   if (w.moe !== null) {
-    const r = moeForward(config, w.moe, f, N, { save, ...(trace !== undefined ? { trace } : {}), prefix: `${prefix}.mlp` });
+    const r = moeForward(config, w.moe, f, N, { save, ...(trace !== undefined ? { trace } : {}), prefix: `${prefix}.mlp`, outShape: [B, S, d] });
     ffnOut = r.out;
     routing = r.routing;
     moeSaved = r.saved;

@@ -53,6 +53,8 @@ export interface MoEForwardOptions {
   trace?: TraceFn;
   /** Module path, e.g. `model.layers.3.mlp`. */
   prefix?: string;
+  /** Shape of the traced `${prefix}:out` (default [N, d]; a block passes [B, S, d], the shape the MoE module returns). */
+  outShape?: readonly number[];
 }
 
 /** The MoE weights under `prefix` (e.g. `model.layers.3.mlp`). */
@@ -154,7 +156,7 @@ export function moeForward(
     if (sharedOut !== null) for (let j = 0; j < d; j++) out[o + j] = acc[j]! + sharedOut[o + j]!;
     else for (let j = 0; j < d; j++) out[o + j] = acc[j]!;
   }
-  opts.trace?.(`${prefix}:out`, [N, d], out);
+  opts.trace?.(`${prefix}:out`, opts.outShape ?? [N, d], out);
 
   const saved: MoESaved | null = save
     ? { N, d, K, gate: gateSaved, weights, expertTokens, slotRow, expertSaved, expertOut, shared: sharedSaved }

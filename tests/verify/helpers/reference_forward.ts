@@ -5,9 +5,15 @@
  * - `biasInWeights`: the router weights use score + bias instead of the unbiased score (SPEC §7 claim 1);
  * - `ropeHalfSplit`: RoPE pairs channel i with i + R/2 (rotate-half without the permutation, SPEC §3.4).
  * Used to build deliberately broken references for `verify`. Plain RoPE only (no YaRN).
+ *
+ * With `{ bf16: true }` it imitates a bf16 backend (the official code under `torch.set_default_dtype(bfloat16)`):
+ * weights rounded to bf16 (the router bias stays f32), and every op output rounded to bf16 (round to nearest
+ * even): linears, norms, RoPE, scores, probabilities, SiLU·up, router scores and weights, residual adds, and the
+ * MoE sum accumulated in expert-index order in a bf16 buffer. Its own arithmetic stays f64 between roundings, so
+ * its noise is of the bf16 size but not bit-identical to any GPU.
  */
 import type { ModelConfig } from '../../../src/model/config.js';
-import type { Tensor } from '../../../src/tensor.js';
+import { Tensor } from '../../../src/tensor.js';
 
 /** The bug switches. */
 export interface ReferenceBugs {
@@ -16,7 +22,29 @@ export interface ReferenceBugs {
   ropeHalfSplit?: boolean;
 }
 
+/** Options beyond the bugs. */
+export interface ReferenceOptions {
+  /** Round weights and every op output to bf16 (see the module comment). */
+  bf16?: boolean;
+}
+
 type Emit = (name: string, shape: number[], data: Float64Array | Int32Array) => void;
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** x rounded to bf16, round to nearest even (via f32; NaN/±∞ kept). Written here, independent of the library. */
+export function bf16(x: number): number {
+  f32[0] = x;
+  const u = u32[0]!;
+  if ((u & 0x7f800000) === 0x7f800000) return f32[0]!;
+  u32[0] = (u + 0x7fff + ((u >>> 16) & 1)) & 0xffff0000;
+  return f32[0]!;
+}
+
+/** The active rounding: bf16 in bf16 mode, identity otherwise (module state set by referenceForward). */
+let rnd: (x: number) => number = (x) => x;
+
 
 function linear(x: Float64Array, N: number, W: Tensor): Float64Array {
   const [out, inn] = W.shape as [number, number];
@@ -25,7 +53,7 @@ function linear(x: Float64Array, N: number, W: Tensor): Float64Array {
     for (let o = 0; o < out; o++) {
       let s = 0;
       for (let i = 0; i < inn; i++) s += x[r * inn + i]! * W.data[o * inn + i]!;
-      y[r * out + o] = s;
+      y[r * out + o] = rnd(s);
     }
   }
   return y;
@@ -38,7 +66,7 @@ function rmsnorm(x: Float64Array, N: number, w: Tensor, eps: number): Float64Arr
     let ss = 0;
     for (let i = 0; i < n; i++) ss += x[r * n + i]! ** 2;
     const inv = 1 / Math.sqrt(ss / n + eps);
-    for (let i = 0; i < n; i++) y[r * n + i] = w.data[i]! * x[r * n + i]! * inv;
+    for (let i = 0; i < n; i++) y[r * n + i] = rnd(w.data[i]! * x[r * n + i]! * inv);
   }
   return y;
 }
@@ -50,15 +78,15 @@ function rope(v: Float64Array, off: number, R: number, p: number, theta: number,
     const [a, b] = halfSplit ? [off + i, off + i + R / 2] : [off + 2 * i, off + 2 * i + 1];
     const x0 = v[a]!;
     const x1 = v[b]!;
-    v[a] = x0 * Math.cos(ang) - x1 * Math.sin(ang);
-    v[b] = x0 * Math.sin(ang) + x1 * Math.cos(ang);
+    v[a] = rnd(x0 * Math.cos(ang) - x1 * Math.sin(ang));
+    v[b] = rnd(x0 * Math.sin(ang) + x1 * Math.cos(ang));
   }
 }
 
 function swiglu(x: Float64Array, N: number, W: Map<string, Tensor>, prefix: string): Float64Array {
   const g = linear(x, N, W.get(`${prefix}.gate_proj.weight`)!);
   const u = linear(x, N, W.get(`${prefix}.up_proj.weight`)!);
-  for (let i = 0; i < g.length; i++) g[i] = (g[i]! / (1 + Math.exp(-g[i]!))) * u[i]!;
+  for (let i = 0; i < g.length; i++) g[i] = rnd(rnd(g[i]! / (1 + Math.exp(-g[i]!))) * u[i]!);
   return linear(g, N, W.get(`${prefix}.down_proj.weight`)!);
 }
 
@@ -119,17 +147,18 @@ function attention(c: ModelConfig, W: Map<string, Tensor>, x: Float64Array, B: n
           let dot = 0;
           for (let j = 0; j < n; j++) dot += q[qi * dq + j]! * kvb[ki * (n + V) + j]!;
           for (let j = 0; j < R; j++) dot += qpe[qi * R + j]! * kpe[(b * S + t) * R + j]!;
-          scores[row + t] = tau * dot;
+          scores[row + t] = rnd(tau * rnd(dot));
         }
         let m = -Infinity;
         for (let t = 0; t <= s; t++) m = Math.max(m, scores[row + t]!);
         let z = 0;
         for (let t = 0; t <= s; t++) z += Math.exp(scores[row + t]! - m);
-        for (let t = 0; t <= s; t++) probs[row + t] = Math.exp(scores[row + t]! - m) / z;
+        for (let t = 0; t <= s; t++) probs[row + t] = rnd(Math.exp(scores[row + t]! - m) / z);
         for (let t = 0; t <= s; t++) {
           const ki = (b * S + t) * H + h;
           for (let j = 0; j < V; j++) o[qi * V + j] += probs[row + t]! * kvb[ki * (n + V) + n + j]!;
         }
+        for (let j = 0; j < V; j++) o[qi * V + j] = rnd(o[qi * V + j]!);
       }
     }
   }
@@ -158,11 +187,11 @@ function moe(c: ModelConfig, W: Map<string, Tensor>, x: Float64Array, N: number,
   const scores = new Float64Array(N * E);
   for (let t = 0; t < N; t++) {
     const row = logits.subarray(t * E, (t + 1) * E);
-    if (c.scoringFunc === 'sigmoid') for (let e = 0; e < E; e++) scores[t * E + e] = 1 / (1 + Math.exp(-row[e]!));
+    if (c.scoringFunc === 'sigmoid') for (let e = 0; e < E; e++) scores[t * E + e] = rnd(1 / (1 + Math.exp(-row[e]!)));
     else {
       const m = Math.max(...row);
       const z = row.reduce((s, v) => s + Math.exp(v - m), 0);
-      for (let e = 0; e < E; e++) scores[t * E + e] = Math.exp(row[e]! - m) / z;
+      for (let e = 0; e < E; e++) scores[t * E + e] = Math.exp(row[e]! - m) / z; // softmax(dtype=float32) stays f32
     }
   }
   emit(`${pre}.gate:scores`, [N, E], scores);
@@ -181,10 +210,10 @@ function moe(c: ModelConfig, W: Map<string, Tensor>, x: Float64Array, N: number,
     const masked = biased.map((v, e) => (keep.has(Math.floor(e / per)) ? v : bugs.groupMaskZero ? 0 : -Infinity));
     const sel = topk(masked, K);
     const w = sel.map((e) => (bugs.biasInWeights ? biased[e]! : scores[t * E + e]!));
-    const sum = w.reduce((a, b) => a + b, 0);
+    const sum = rnd(w.reduce((a, b) => a + b, 0));
     sel.forEach((e, k) => {
       indices[t * K + k] = e;
-      weights[t * K + k] = (c.normTopkProb ? w[k]! / sum : w[k]!) * c.routedScalingFactor;
+      weights[t * K + k] = rnd(rnd(c.normTopkProb ? w[k]! / sum : w[k]!) * c.routedScalingFactor);
     });
   }
   emit(`${pre}.gate:indices`, [N, K], indices);
@@ -192,23 +221,35 @@ function moe(c: ModelConfig, W: Map<string, Tensor>, x: Float64Array, N: number,
   const out = new Float64Array(N * d);
   for (let t = 0; t < N; t++) {
     const xt = x.slice(t * d, (t + 1) * d);
-    for (let k = 0; k < K; k++) {
+    // y += expert(x)·w in expert-index order, as the official loop over experts (a bf16 buffer in bf16 mode)
+    const slots = Array.from({ length: K }, (_, k) => k).sort((p, q) => indices[t * K + p]! - indices[t * K + q]!);
+    for (const k of slots) {
       const y = swiglu(xt, 1, W, `${pre}.experts.${indices[t * K + k]}`);
-      for (let i = 0; i < d; i++) out[t * d + i] += weights[t * K + k]! * y[i]!;
+      for (let i = 0; i < d; i++) out[t * d + i] = rnd(out[t * d + i]! + rnd(weights[t * K + k]! * y[i]!));
     }
   }
   if (c.nSharedExperts > 0) {
     const sh = swiglu(x, N, W, `${pre}.shared_experts`);
     emit(`${pre}.shared_experts:out`, [N, d], sh);
-    for (let i = 0; i < out.length; i++) out[i] += sh[i]!;
+    for (let i = 0; i < out.length; i++) out[i] = rnd(out[i]! + sh[i]!);
   }
-  emit(`${pre}:out`, [N, d], out);
+  return out;
+}
+
+/** The weights rounded to bf16, except the f32 router bias (the official `Gate.bias` is float32). */
+function bf16Weights(W: Map<string, Tensor>): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of W) {
+    out.set(name, new Tensor(t.shape, Float64Array.from(t.data, name.endsWith('e_score_correction_bias') ? Math.fround : bf16)));
+  }
   return out;
 }
 
 /** Runs the reference on ids [B][S] and reports every intermediate through `emit`. */
-export function referenceForward(c: ModelConfig, W: Map<string, Tensor>, ids: number[][], emit: Emit, bugs: ReferenceBugs = {}): void {
+export function referenceForward(c: ModelConfig, W0: Map<string, Tensor>, ids: number[][], emit: Emit, bugs: ReferenceBugs = {}, opts: ReferenceOptions = {}): void {
   if (c.ropeScaling !== null) throw new Error('referenceForward: plain RoPE only');
+  rnd = opts.bf16 === true ? bf16 : (x) => x;
+  const W = opts.bf16 === true ? bf16Weights(W0) : W0;
   const B = ids.length;
   const S = ids[0]!.length;
   const N = B * S;
@@ -222,7 +263,7 @@ export function referenceForward(c: ModelConfig, W: Map<string, Tensor>, ids: nu
     const a = rmsnorm(h, N, W.get(`${pre}.input_layernorm.weight`)!, c.rmsNormEps);
     emit(`${pre}.input_layernorm:out`, [B, S, d], a);
     const att = attention(c, W, a, B, S, `${pre}.self_attn`, emit, bugs);
-    const h1 = h.map((v, i) => v + att[i]!);
+    const h1 = h.map((v, i) => rnd(v + att[i]!));
     const f = rmsnorm(h1, N, W.get(`${pre}.post_attention_layernorm.weight`)!, c.rmsNormEps);
     emit(`${pre}.post_attention_layernorm:out`, [B, S, d], f);
     let ffn: Float64Array;
@@ -231,8 +272,9 @@ export function referenceForward(c: ModelConfig, W: Map<string, Tensor>, ids: nu
       emit(`${pre}.mlp:out`, [B, S, d], ffn);
     } else {
       ffn = moe(c, W, f, N, `${pre}.mlp`, emit, bugs);
+      emit(`${pre}.mlp:out`, [B, S, d], ffn); // the MoE module returns [B, S, d]
     }
-    h = h1.map((v, i) => v + ffn[i]!);
+    h = h1.map((v, i) => rnd(v + ffn[i]!));
     emit(`${pre}:out`, [B, S, d], h.slice());
   }
   const fin = rmsnorm(h, N, W.get('model.norm.weight')!, c.rmsNormEps);
