@@ -11,6 +11,7 @@ import { InputError } from '../../src/errors.js';
 import { E4M3_TABLE, f32Bits as bitsOf, f32FromBits } from '../../src/io/numeric.js';
 import { actQuant, bf16Linear, bf16Round, fp8Gemm, jsKernels, roundBF16, weightDequant } from '../../src/kernels/index.js';
 import { ACT_QUANT_AMAX_MIN, ACT_QUANT_RCP_448 } from '../../src/kernels/fp8.js';
+import * as main from '../../src/index.js';
 import { E4M3_POSITIVE, e4m3GridTiles, expectSameBits, f32Bits, fp8GemmDefinition } from './fp8_twins.js';
 
 /**
@@ -233,6 +234,13 @@ describe('bf16Linear', () => {
     const y = new Float32Array(12);
     jsKernels.matmul('nt', x, W, y, 3, 4, 5);
     expectSameBits(bf16Linear(x, W, 3, 4, 5), Float32Array.from(y, bf16Definition), 'bf16Linear');
+  });
+});
+
+describe('exports', () => {
+  it('the main (browser-safe) entry exports the FP8 kernels', () => {
+    for (const f of [main.actQuant, main.weightDequant, main.fp8Gemm, main.roundBF16, main.bf16Round, main.bf16Linear]) expect(typeof f).toBe('function');
+    expect(main.jsFp8.name).toBe('js');
   });
 });
 
