@@ -41,6 +41,9 @@ export class WeightsError extends DeepSeekError {}
 /** Bad user input at run time: token ids out of range, ragged batches, bad options. */
 export class InputError extends DeepSeekError {}
 
+/** A request needs more memory than the budget allows (estimated before anything is allocated). */
+export class ResourceError extends DeepSeekError {}
+
 /** A feature or component that this library does not implement (never silently approximated). */
 export class UnsupportedError extends DeepSeekError {}
 
