@@ -137,9 +137,13 @@ export function weightDequant(codes: usize, scales: usize, y: usize, rows: i32, 
     const srow = scales + <usize>((i / BLOCK) * sc) * 4;
     const pc = codes + <usize>i * cols;
     const py = y + <usize>i * cols * 4;
-    for (let j = 0; j < cols; j++) {
-      const v = load<f32>(TABLE32 + <usize>load<u8>(pc + j) * 4) * load<f32>(srow + <usize>(j / BLOCK) * 4);
-      store<f32>(py + <usize>j * 4, toBf16 ? bf16(v) : v);
+    for (let j0 = 0; j0 < cols; j0 += BLOCK) {
+      const s = load<f32>(srow + <usize>(j0 / BLOCK) * 4);
+      const end = min(j0 + BLOCK, cols);
+      for (let j = j0; j < end; j++) {
+        const v = load<f32>(TABLE32 + <usize>load<u8>(pc + j) * 4) * s;
+        store<f32>(py + <usize>j * 4, toBf16 ? bf16(v) : v);
+      }
     }
   }
 }
