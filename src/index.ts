@@ -1,6 +1,7 @@
 /**
  * deepseek-v3-ref: a readable, exact, fast reference implementation of DeepSeek-V3.
- * Browser-safe entry point (no Node-only APIs); file-system helpers live in `deepseek-v3-ref/node`.
+ * Browser-safe entry point (no Node-only APIs); file-system helpers live in `deepseek-v3-ref/node`, the demo
+ * (training run, report, self-checks) in `deepseek-v3-ref/demo`.
  */
 export * from './errors.js';
 export * from './tensor.js';
@@ -11,4 +12,3 @@ export * from './io/index.js';
 export * from './train/index.js';
 export * from './tokenizer/index.js';
 export * from './verify/index.js';
-export * from './demo/index.js';

@@ -11,6 +11,7 @@
  * docs/numerics-profiles.md lists every rounding point with the line of the official code it comes from.
  */
 import { InputError } from '../errors.js';
+import type { ScaleFmt } from '../kernels/fp8.js';
 
 /** A numerics profile (see the module comment). */
 export type NumericsProfile = 'exact' | 'official-bf16' | 'official-fp8' | 'official-fp8-ue8m0';
@@ -19,7 +20,7 @@ export type NumericsProfile = 'exact' | 'official-bf16' | 'official-fp8' | 'offi
 export const NUMERICS_PROFILES: readonly NumericsProfile[] = ['exact', 'official-bf16', 'official-fp8', 'official-fp8-ue8m0'];
 
 /** Activation scale format of an FP8 profile: amax/448 (`none`) or rounded up to a power of two (`ue8m0`). */
-export type ScaleFmt = 'none' | 'ue8m0';
+export type { ScaleFmt } from '../kernels/fp8.js';
 
 /** Checks a profile name (from the CLI or untyped JS), naming the allowed values on error. */
 export function parseNumericsProfile(value: unknown, where = 'numerics'): NumericsProfile {
