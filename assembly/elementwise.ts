@@ -1,25 +1,38 @@
 // Elementwise kernels over n f32 values at byte addresses: SwiGLU, RoPE, AdamW, add, scale, axpy.
+import { sigmoid1, sigmoid4 } from './vmath';
 
-// @ts-ignore: decorator
-@inline function sigmoid(z: f32): f32 {
-  return 1 / (1 + Mathf.exp(-z));
-}
-
-/** y[i] = silu(a[i])·b[i], silu(z) = z·σ(z). */
+/** y[i] = silu(a[i])·b[i], silu(z) = z·σ(z), σ from vmath.ts (four lanes; the tail uses the same arithmetic). */
 export function swigluForward(a: usize, b: usize, y: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const q = <usize>i * 4;
+    const z = v128.load(a + q);
+    v128.store(y + q, f32x4.mul(f32x4.mul(z, sigmoid4(z)), v128.load(b + q)));
+  }
+  for (; i < n; i++) {
     const q = <usize>i * 4;
     const z = load<f32>(a + q);
-    store<f32>(y + q, z * sigmoid(z) * load<f32>(b + q));
+    store<f32>(y + q, z * sigmoid1(z) * load<f32>(b + q));
   }
 }
 
 /** da[i] += dy·b·σ(z)(1 + z(1−σ(z))); db[i] += dy·z·σ(z), z = a[i]. */
 export function swigluBackward(a: usize, b: usize, dy: usize, da: usize, db: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+  const one = f32x4.splat(1);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const q = <usize>i * 4;
+    const z = v128.load(a + q);
+    const sg = sigmoid4(z);
+    const g = v128.load(dy + q);
+    const dsilu = f32x4.add(one, f32x4.mul(z, f32x4.sub(one, sg)));
+    v128.store(da + q, f32x4.add(v128.load(da + q), f32x4.mul(f32x4.mul(f32x4.mul(g, v128.load(b + q)), sg), dsilu)));
+    v128.store(db + q, f32x4.add(v128.load(db + q), f32x4.mul(f32x4.mul(g, z), sg)));
+  }
+  for (; i < n; i++) {
     const q = <usize>i * 4;
     const z = load<f32>(a + q);
-    const sg = sigmoid(z);
+    const sg = sigmoid1(z);
     const g = load<f32>(dy + q);
     store<f32>(da + q, load<f32>(da + q) + g * load<f32>(b + q) * sg * (1 + z * (1 - sg)));
     store<f32>(db + q, load<f32>(db + q) + g * z * sg);

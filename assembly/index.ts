@@ -2,9 +2,10 @@
 // byte above heapBase(): it copies inputs in, calls one of these, and copies outputs out.
 // Nothing here allocates, so linear memory only grows when the JS side asks for it.
 
-export { matmul, LAYOUT_NN, LAYOUT_NT, LAYOUT_TN, matmulMicroKernelProbe, MICRO_KERNEL_PROBE_FLOP } from './matmul';
+export { matmul, LAYOUT_NN, LAYOUT_NT, LAYOUT_TN, matmulMicroKernelProbe, MICRO_KERNEL_PROBE_FLOP, simdPeakProbe, PEAK_PROBE_FLOP } from './matmul';
 export { softmaxForward, softmaxBackward, rmsnormForward, rmsnormBackward, crossEntropyForward, crossEntropyBackward } from './rowops';
 export { swigluForward, swigluBackward, rope, adamw, add, scale, axpy } from './elementwise';
+export { expKernel } from './vmath';
 export { roundBF16, actQuant, weightDequant, fp8Gemm } from './fp8';
 
 /** First free byte after the static data (the matmul packing buffers); 16-byte aligned. */

@@ -385,6 +385,31 @@ export function matmulMicroKernelProbe(reps: i32): void {
 export const MICRO_KERNEL_PROBE_FLOP: i32 = 2 * MR * NR * KC;
 
 /**
+ * Benchmark probe (not used by the library): the engine's peak rate of this build's multiply-add, `madd` (f32x4
+ * mul + add, or relaxed_madd), on 12 independent accumulator chains (enough to cover the latency on x64), `reps`
+ * times. No memory traffic: it measures what the CPU can issue through V8's code, the peak the GEMM is compared to.
+ * Returns a lane sum so the work is not dead code. Flop per rep: PEAK_PROBE_FLOP.
+ */
+export function simdPeakProbe(reps: i32, m: f32, c: f32): f32 {
+  const vm = f32x4.splat(m);
+  const vc = f32x4.splat(c);
+  let a0 = f32x4.splat(0.0), a1 = f32x4.splat(0.1), a2 = f32x4.splat(0.2), a3 = f32x4.splat(0.3);
+  let a4 = f32x4.splat(0.4), a5 = f32x4.splat(0.5), a6 = f32x4.splat(0.6), a7 = f32x4.splat(0.7);
+  let a8 = f32x4.splat(0.8), a9 = f32x4.splat(0.9), a10 = f32x4.splat(1.0), a11 = f32x4.splat(1.1);
+  for (let r = 0; r < reps; r++) {
+    a0 = madd(a0, vm, vc); a1 = madd(a1, vm, vc); a2 = madd(a2, vm, vc); a3 = madd(a3, vm, vc);
+    a4 = madd(a4, vm, vc); a5 = madd(a5, vm, vc); a6 = madd(a6, vm, vc); a7 = madd(a7, vm, vc);
+    a8 = madd(a8, vm, vc); a9 = madd(a9, vm, vc); a10 = madd(a10, vm, vc); a11 = madd(a11, vm, vc);
+  }
+  const s = f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7)));
+  const t = f32x4.add(f32x4.add(a8, a9), f32x4.add(a10, a11));
+  return f32x4.extract_lane(f32x4.add(s, t), 0);
+}
+
+/** Flop per `simdPeakProbe` repetition: 12 chains × 4 lanes × 2. */
+export const PEAK_PROBE_FLOP: i32 = 96;
+
+/**
  * C[M,N] (+)= op(A)·op(B) on row-major f32 matrices at byte addresses a, b, c (see LAYOUT_*).
  * `accumulate` = 0 overwrites C, 1 adds to it.
  */

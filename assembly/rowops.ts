@@ -1,5 +1,7 @@
 // Row-wise kernels over f32 matrices [rows, cols] at byte addresses: softmax, RMSNorm and
 // log-softmax cross-entropy. Reductions run 4 lanes wide in f32 unless a comment says f64.
+// exp is the four-lane exp4 of vmath.ts (≤ 1 ulp); the tails of the loops use the same arithmetic.
+import { exp1, exp4 } from './vmath';
 
 // @ts-ignore: decorator
 @inline function hsum(v: v128): f32 {
@@ -7,9 +9,35 @@
 }
 
 function rowMax(x: usize, cols: i32): f32 {
-  let mx: f32 = -Infinity;
-  for (let j = 0; j < cols; j++) mx = max(mx, load<f32>(x + <usize>j * 4));
+  let vm = f32x4.splat(-Infinity);
+  let j = 0;
+  for (; j + 4 <= cols; j += 4) vm = f32x4.max(vm, v128.load(x + <usize>j * 4));
+  let mx = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)));
+  for (; j < cols; j++) mx = max(mx, load<f32>(x + <usize>j * 4));
   return mx;
+}
+
+// Σ_j y[j] of one row accumulated in f64 (two f64x2 lanes pairs, then the tail): exact to far below f32 rounding.
+// With `store` = true, y[j] = exp(x[j] − mx) is also written out.
+// @ts-ignore: decorator
+@inline function expSum(x: usize, y: usize, cols: i32, mx: f32, write: bool): f64 {
+  const vmx = f32x4.splat(mx);
+  let s0 = f64x2.splat(0);
+  let s1 = f64x2.splat(0);
+  let j = 0;
+  for (; j + 4 <= cols; j += 4) {
+    const e = exp4(f32x4.sub(v128.load(x + <usize>j * 4), vmx));
+    if (write) v128.store(y + <usize>j * 4, e);
+    s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
+    s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(e, e, 2, 3, 2, 3)));
+  }
+  let sum = f64x2.extract_lane(s0, 0) + f64x2.extract_lane(s1, 0) + f64x2.extract_lane(s0, 1) + f64x2.extract_lane(s1, 1);
+  for (; j < cols; j++) {
+    const e = exp1(load<f32>(x + <usize>j * 4) - mx);
+    if (write) store<f32>(y + <usize>j * 4, e);
+    sum += e;
+  }
+  return sum;
 }
 
 /**
@@ -22,14 +50,11 @@ export function softmaxForward(x: usize, y: usize, rows: i32, cols: i32): i32 {
     const yr = y + <usize>r * cols * 4;
     const mx = rowMax(xr, cols);
     if (mx == -Infinity) return r;
-    let sum: f64 = 0; // f64 sum: the row total is exact to well below f32 rounding
-    for (let j = 0; j < cols; j++) {
-      const e = Mathf.exp(load<f32>(xr + <usize>j * 4) - mx);
-      store<f32>(yr + <usize>j * 4, e);
-      sum += e;
-    }
-    const s = <f32>sum;
-    for (let j = 0; j < cols; j++) store<f32>(yr + <usize>j * 4, load<f32>(yr + <usize>j * 4) / s);
+    const s = <f32>expSum(xr, yr, cols, mx, true); // f64 sum: the row total is exact to well below f32 rounding
+    const vs = f32x4.splat(s);
+    let j = 0;
+    for (; j + 4 <= cols; j += 4) v128.store(yr + <usize>j * 4, f32x4.div(v128.load(yr + <usize>j * 4), vs));
+    for (; j < cols; j++) store<f32>(yr + <usize>j * 4, load<f32>(yr + <usize>j * 4) / s);
   }
   return -1;
 }
@@ -132,9 +157,7 @@ export function rmsnormBackward(x: usize, w: usize, rstd: usize, dy: usize, dx: 
 
 // log Σ_j exp(x_j − max) of one row, given its max; the sum is accumulated in f64.
 function rowLogSumExp(x: usize, cols: i32, mx: f32): f32 {
-  let sum: f64 = 0;
-  for (let j = 0; j < cols; j++) sum += Mathf.exp(load<f32>(x + <usize>j * 4) - mx);
-  return <f32>Math.log(sum);
+  return <f32>Math.log(expSum(x, 0, cols, mx, false));
 }
 
 /**
@@ -157,16 +180,27 @@ export function crossEntropyForward(logits: usize, targets: usize, losses: usize
 
 /** dlogits[r,j] += scale·(softmax(logits[r,:])_j − [j = t_r]) for non-ignored rows. */
 export function crossEntropyBackward(logits: usize, targets: usize, dlogits: usize, rows: i32, vocab: i32, ignoreIndex: i32, scale: f32): void {
+  const vscale = f32x4.splat(scale);
   for (let r = 0; r < rows; r++) {
     const t = load<i32>(targets + <usize>r * 4);
     if (t == ignoreIndex) continue;
     const o = <usize>r * vocab * 4;
     const mx = rowMax(logits + o, vocab);
     const shift = mx + rowLogSumExp(logits + o, vocab, mx);
-    for (let j = 0; j < vocab; j++) {
+    const vshift = f32x4.splat(shift);
+    // every column gets scale·p; the target's element is then redone as d₀ + scale·(p − 1)
+    const qt = o + <usize>t * 4;
+    const dTarget = load<f32>(dlogits + qt);
+    let j = 0;
+    for (; j + 4 <= vocab; j += 4) {
       const q = o + <usize>j * 4;
-      const p = Mathf.exp(load<f32>(logits + q) - shift);
-      store<f32>(dlogits + q, load<f32>(dlogits + q) + scale * (j == t ? p - 1 : p));
+      const p = exp4(f32x4.sub(v128.load(logits + q), vshift));
+      v128.store(dlogits + q, f32x4.add(v128.load(dlogits + q), f32x4.mul(vscale, p)));
     }
+    for (; j < vocab; j++) {
+      const q = o + <usize>j * 4;
+      store<f32>(dlogits + q, load<f32>(dlogits + q) + scale * exp1(load<f32>(logits + q) - shift));
+    }
+    store<f32>(dlogits + qt, dTarget + scale * (exp1(load<f32>(logits + qt) - shift) - 1));
   }
 }

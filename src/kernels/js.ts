@@ -250,6 +250,10 @@ function adamw<T extends FloatArray>(param: T, grad: T, m: T, v: T, n: number, p
   }
 }
 
+function exp<T extends FloatArray>(x: T, y: T, n: number): void {
+  for (let i = 0; i < n; i++) y[i] = Math.exp(x[i]!);
+}
+
 function add<T extends FloatArray>(a: T, b: T, out: T, n: number): void {
   for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
 }
@@ -277,6 +281,7 @@ export const jsKernels: Kernels = {
   crossEntropyForward,
   crossEntropyBackward,
   adamw,
+  exp,
   add,
   scale,
   axpy,

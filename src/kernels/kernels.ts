@@ -107,6 +107,12 @@ export interface Kernels {
   /** One AdamW update of n parameters in place (param, m, v), SPEC §5.5. */
   adamw<T extends FloatArray>(param: T, grad: T, m: T, v: T, n: number, p: AdamWParams): void;
 
+  /**
+   * y[i] = exp(x[i]). y may alias x. js: Math.exp (correctly rounded to f32 up to double rounding); wasm: the
+   * four-lane exp of the softmax, cross-entropy and SwiGLU kernels, within 1 ulp of the exact value (docs/kernels.md).
+   */
+  exp<T extends FloatArray>(x: T, y: T, n: number): void;
+
   /** out[i] = a[i] + b[i]. out may alias a or b. */
   add<T extends FloatArray>(a: T, b: T, out: T, n: number): void;
   /** x[i] *= alpha. */

@@ -90,6 +90,7 @@ interface WasmExports {
   crossEntropyForward(logits: number, targets: number, losses: number, rows: number, vocab: number, ignoreIndex: number): void;
   crossEntropyBackward(logits: number, targets: number, dlogits: number, rows: number, vocab: number, ignoreIndex: number, scale: number): void;
   adamw(param: number, grad: number, m: number, v: number, n: number, decay: number, w: number, beta2: number, oneMinusBeta2: number, stepSize: number, bc2Sqrt: number, eps: number): void;
+  expKernel(x: number, y: number, n: number): void;
   add(a: number, b: number, out: number, n: number): void;
   scale(x: number, alpha: number, n: number): void;
   axpy(alpha: number, x: number, y: number, n: number): void;
@@ -338,6 +339,13 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
       const stepSize = p.lr / (1 - Math.pow(p.beta1, p.step));
       const bc2Sqrt = Math.sqrt(1 - Math.pow(p.beta2, p.step));
       cl.run(() => ex.adamw(pp, pg, pm, pv, n, decay, 1 - p.beta1, p.beta2, 1 - p.beta2, stepSize, bc2Sqrt, p.eps));
+    },
+
+    exp<T extends FloatArray>(x: T, y: T, n: number): void {
+      const cl = call('exp');
+      const px = cl.input(x, 'x', n);
+      const py = cl.output(y, 'y', n);
+      cl.run(() => ex.expKernel(px, py, n));
     },
 
     add<T extends FloatArray>(a: T, b: T, out: T, n: number): void {

@@ -46,6 +46,34 @@ function checkMatmul(impl: Kernels, layout: MatmulLayout, m: number, n: number, 
   expectWithin(got, ref, (i) => (k + 2) * U32 * mag[i]! + 1e-38, `${impl.name} matmul ${layout} m=${m} n=${n} k=${k} acc=${accumulate} batch=${batch}`);
 }
 
+/** 1 ulp of an f32 value of magnitude |v| (normal: 2^(⌊log₂|v|⌋ − 23); subnormal and zero: 2⁻¹⁴⁹). */
+function ulpF32(v: number): number {
+  const a = Math.abs(v);
+  if (a < 2 ** -126) return 2 ** -149;
+  return 2 ** (Math.floor(Math.log2(a)) - 23);
+}
+
+/**
+ * exp kernel bound: |y − eˣ| ≤ 1 ulp of the exact eˣ (Math.exp in f64 stands for it, ~1e-16 relative), the bound
+ * assembly/vmath.ts states (benchmarks/exp_ulp.mjs checks every f32 input). Where eˣ rounds beyond FLT_MAX the
+ * result must be +∞; NaN in, NaN out.
+ */
+function checkExp(x: Float32Array, y: Float32Array, name: string): void {
+  for (let i = 0; i < x.length; i++) {
+    const e = Math.exp(x[i]!);
+    if (Number.isNaN(e)) {
+      if (!Number.isNaN(y[i]!)) throw new Error(`${name}: exp(${x[i]}) = ${y[i]}, expected NaN`);
+      continue;
+    }
+    if (Math.fround(e) === Infinity) {
+      if (y[i] !== Infinity) throw new Error(`${name}: exp(${x[i]}) = ${y[i]}, expected +Infinity`);
+      continue;
+    }
+    const err = Math.abs(y[i]! - e);
+    if (!(err <= ulpF32(e))) throw new Error(`${name}: exp(${x[i]}) = ${y[i]}, exact ${e}, error ${(err / ulpF32(e)).toFixed(3)} ulp > 1`);
+  }
+}
+
 export function describeKernelSuite(load: () => Promise<Kernels>, expectedName: string): void {
   describe(`kernels: ${expectedName}`, () => {
     let K: Kernels;
@@ -387,6 +415,45 @@ export function describeKernelSuite(load: () => Promise<Kernels>, expectedName: 
         // and the f32 trajectory stays within f32 noise of the f64 one
         expectWithin(param, pRef, (i) => 64 * U32 * Math.abs(pRef[i]!) + 1e-9, `${impl().name} adamw trajectory`);
       }
+    });
+
+    it('exp is within 1 ulp of the exact value over the whole f32 range (strided sweep, specials, aliasing)', () => {
+      // every 4093rd bit pattern of all 2³² (≈ 1.05M inputs, both signs, every binade), then the specials
+      const STRIDE = 4093;
+      const n = Math.ceil(2 ** 32 / STRIDE);
+      const bits = new Uint32Array(n);
+      for (let i = 0; i < n; i++) bits[i] = (i * STRIDE + 7) >>> 0;
+      const x = new Float32Array(bits.buffer);
+      const y = new Float32Array(n);
+      impl().exp(x, y, n);
+      checkExp(x, y, `${impl().name} exp sweep`);
+      const special = Float32Array.of(0, -0, Infinity, -Infinity, NaN, 88.72283, 88.72284, 89, 1e30, -87.33655, -103.2789, -103.97, -104, -1e30, 1e-30, -1e-30);
+      const ys = new Float32Array(special.length);
+      impl().exp(special, ys, special.length);
+      checkExp(special, ys, `${impl().name} exp specials`);
+      expect(ys[0]).toBe(1);
+      expect(ys[1]).toBe(1);
+      expect(ys[2]).toBe(Infinity);
+      expect(ys[3]).toBe(0);
+      expect(ys[4]).toBeNaN();
+      expect(ys[13]).toBe(0); // exp(−1e30) = +0
+      expect(ys[8]).toBe(Infinity);
+      // y may alias x
+      const z = x.slice(0, 1001);
+      impl().exp(z, z, z.length);
+      expect(Array.from(z)).toEqual(Array.from(y.subarray(0, 1001)));
+    });
+
+    it('exp: fast-check property, within 1 ulp of Math.exp for any f32', () => {
+      fc.assert(
+        fc.property(fc.array(fc.float(), { minLength: 1, maxLength: 37 }), (xs) => {
+          const x = Float32Array.from(xs);
+          const y = new Float32Array(x.length);
+          impl().exp(x, y, x.length);
+          checkExp(x, y, `${impl().name} exp property`);
+        }),
+        { seed: 7100, numRuns: 300 },
+      );
     });
 
     it('add, scale, axpy match the f64 oracle; add may alias its output', () => {
