@@ -164,6 +164,8 @@ export function checkGradients(model: DeepSeekV3, batch: TokenBatch, opts: Gradi
 export interface TraceCheck extends DemoCheck {
   /** The recorded trace as safetensors bytes. */
   bytes: Uint8Array;
+  /** The ids it ran on: rows of T + 1 (inputs ids[:, :T], targets ids[:, 1:]), for `dsv3 verify --grads`. */
+  ids: number[][];
   tensors: number;
   /** First divergent tensor of the fresh run against the parsed trace (null = none). */
   firstDivergent: string | null;
@@ -179,7 +181,8 @@ export interface TraceCheck extends DemoCheck {
  * layer as the first divergent one (everything before it is unchanged).
  */
 export function checkTraceRoundTrip(model: DeepSeekV3, batch: TokenBatch, perturbLayer = model.config.firstKDenseReplace): TraceCheck {
-  const lossOpts: LossOptions = {};
+  // the objective `dsv3 verify --grads` runs on a trace with MTP tensors: next-token CE + MTP (λ 0.3), no balance loss
+  const lossOpts: LossOptions = { balanceAlpha: 0 };
   const record = (): TraceRecorder => {
     const rec = new TraceRecorder();
     const r = model.lossAndGrads(batch, { ...lossOpts, trace: rec.trace });
@@ -211,6 +214,7 @@ export function checkTraceRoundTrip(model: DeepSeekV3, batch: TokenBatch, pertur
     value: result.failed,
     tolerance: 0,
     bytes,
+    ids: Array.from({ length: batch.B }, (_, b) => Array.from(batch.ids.subarray(b * (batch.T + 1), (b + 1) * (batch.T + 1)))),
     tensors: first.size,
     firstDivergent: result.firstDivergent,
     perturbed: { weight, firstDivergent: negative.firstDivergent },

@@ -36,6 +36,7 @@ interface DemoFiles {
   report: string;
   history: string;
   trace: string;
+  ids: string;
   model: string;
 }
 
@@ -46,12 +47,14 @@ function writeDemoFiles(dir: string, r: DemoResult): DemoFiles {
     report: join(dir, 'report.html'),
     history: join(dir, 'history.json'),
     trace: join(dir, 'trace.safetensors'),
+    ids: join(dir, 'ids.json'),
     model: join(dir, 'model'),
   };
   writeFileSync(files.report, demoReportHTML(r));
   const layers = r.history.layers.map((n) => moeLayerLabel(n, r.config.numHiddenLayers));
   writeFileSync(files.history, JSON.stringify({ options: r.options, layers, corpus: r.corpus, heldOut: r.heldOut, steps: r.history.steps }) + '\n');
   writeFileSync(files.trace, r.checks.trace.bytes);
+  writeFileSync(files.ids, JSON.stringify(r.checks.trace.ids) + '\n');
   saveModel(files.model, r.config, r.model.weights, { dtype: 'F32' });
   return files;
 }
@@ -131,6 +134,7 @@ async function runDemoCommand(flags: DemoFlags): Promise<DemoResult> {
     `  ${files.report}   loss curves, expert-load heatmaps, sample, checks (open in a browser)`,
     `  ${files.history}   per-step loss parts, lr, grad norm, expert loads`,
     `  ${files.trace}   the self-check trace (verify another implementation against it: dsv3 verify)`,
+    `  ${files.ids}   its ids (dsv3 verify --model ${files.model} --input ${files.ids} --reference ${files.trace} --grads)`,
     `  ${files.model}/   the trained model (config.json + model.safetensors; try dsv3 generate --model)`,
   ];
   for (const l of lines) say(l);

@@ -21,6 +21,7 @@ export interface CompareFlags {
   report?: string;
   officialNames?: boolean;
   hfRope?: boolean;
+  orderedRouting?: boolean;
   json?: boolean;
 }
 
@@ -34,24 +35,38 @@ export function addCompareOptions(cmd: Command): Command {
     .option('--report <file>', 'write a report: .json, .md or .html (chosen by extension)')
     .option('--official-names', 'reference uses official-code names (layers.3.attn.wkv_b), SPEC 2.4')
     .option('--hf-rope', 'reference q_pe/k_pe are in the HF de-interleaved RoPE layout, SPEC 3.4')
+    .option('--ordered-routing', 'compare gate:indices/gate:weights in their order (default: per row as expert sets)')
     .option('--json', 'print the full comparison as JSON on stdout');
 }
 
-/** Compares, writes the report, prints the summary; returns the exit code (0 pass, 1 mismatch). */
-export function runComparison(library: TensorCollection, reference: TensorCollection, flags: CompareFlags, title: string): number {
+/** The report format of `--report`, checked before any work (a usage error for an unknown extension). */
+export function checkReportFlag(flags: CompareFlags): void {
+  if (flags.report !== undefined && reportFormatFromPath(flags.report) === null) {
+    throw new CliUsageError(`--report ${flags.report}: use a .json, .md or .html file name`);
+  }
+}
+
+/** Writes the report, prints the summary (or JSON); returns the exit code (0 pass, 1 mismatch). */
+export function emitComparison(result: ComparisonResult, flags: CompareFlags, title: string): number {
   const format = flags.report !== undefined ? reportFormatFromPath(flags.report) : null;
-  if (flags.report !== undefined && format === null) throw new CliUsageError(`--report ${flags.report}: use a .json, .md or .html file name`);
+  if (flags.report !== undefined && format !== null) writeFileSync(flags.report, renderComparison(result, format, title));
+  if (flags.json) process.stdout.write(comparisonToJSON(result) + '\n');
+  else process.stdout.write(comparisonToText(result) + (flags.report ? `Report: ${flags.report}\n` : ''));
+  return result.allPassed ? EXIT.OK : EXIT.MISMATCH;
+}
+
+/** Compares with fixed tolerances, writes the report, prints the summary; returns the exit code (0 pass, 1 mismatch). */
+export function runComparison(library: TensorCollection, reference: TensorCollection, flags: CompareFlags, title: string): number {
+  checkReportFlag(flags);
   const result: ComparisonResult = compareTraces(library, reference, {
     tolerance: { ...(flags.rtol !== undefined ? { rtol: flags.rtol } : {}), ...(flags.atol !== undefined ? { atol: flags.atol } : {}) },
     rules: (flags.tol ?? []).map(parseToleranceRule),
     ...(flags.cosTol !== undefined ? { cosDiffTol: flags.cosTol } : {}),
     officialNames: flags.officialNames === true,
     hfRope: flags.hfRope === true,
+    orderedRouting: flags.orderedRouting === true,
   });
-  if (flags.report !== undefined && format !== null) writeFileSync(flags.report, renderComparison(result, format, title));
-  if (flags.json) process.stdout.write(comparisonToJSON(result) + '\n');
-  else process.stdout.write(comparisonToText(result) + (flags.report ? `Report: ${flags.report}\n` : ''));
-  return result.allPassed ? EXIT.OK : EXIT.MISMATCH;
+  return emitComparison(result, flags, title);
 }
 
 /** Registers `dsv3 diff`. */
