@@ -7,6 +7,7 @@
  * buffer exactly. Tensors are dense, row-major, little-endian.
  */
 import { FormatError, ShapeError, UnsupportedError } from '../errors.js';
+import { preview } from '../preview.js';
 import type { DType, FloatArray } from '../tensor.js';
 import { Tensor, allocate, numel } from '../tensor.js';
 import { bf16FromNumber, bf16ToNumber, E4M3_TABLE, f16FromNumber, f16ToNumber, e4m3FromNumber } from './numeric.js';
@@ -145,10 +146,10 @@ export function parseSafetensors(bytes: Uint8Array, fileName = '<memory>'): Safe
     if (name === '__metadata__') continue;
     if (!isPlainObject(info)) fail('header entry is not an object', name);
     const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
-    if (!isDType(dtype)) fail(`unknown or unsupported dtype ${JSON.stringify(dtype)}`, name);
-    if (!Array.isArray(shape) || !shape.every(isNonNegInt)) fail(`shape ${JSON.stringify(shape)} is not an array of non-negative integers`, name);
+    if (!isDType(dtype)) fail(`unknown or unsupported dtype ${preview(dtype)}`, name);
+    if (!Array.isArray(shape) || !shape.every(isNonNegInt)) fail(`shape ${preview(shape)} is not an array of non-negative integers`, name);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegInt)) {
-      fail(`data_offsets ${JSON.stringify(offsets)} is not [begin, end] of non-negative integers`, name);
+      fail(`data_offsets ${preview(offsets)} is not [begin, end] of non-negative integers`, name);
     }
     const [begin, end] = offsets as [number, number];
     if (begin > end) fail(`data_offsets [${begin}, ${end}] has begin > end`, name);

@@ -3,14 +3,21 @@
  * (`model.safetensors.index.json` = `{"metadata": {...}, "weight_map": {name: shard file}}`).
  */
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { FormatError } from '../errors.js';
+import { isAbsolute, join } from 'node:path';
+import { FormatError, InputError } from '../errors.js';
+import { preview } from '../preview.js';
 import type { SafetensorsFile, SafetensorsTensor } from './safetensors.js';
 import { parseSafetensors, serializeSafetensors } from './safetensors.js';
 
-/** Reads and validates one safetensors file (errors name the path). */
+/** Reads and validates one safetensors file (errors name the path; a missing or unreadable file is an InputError). */
 export function readSafetensorsFile(path: string): SafetensorsFile {
-  const buf = readFileSync(path);
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${(e as Error).message})`);
+  }
   return parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path);
 }
 
@@ -47,6 +54,10 @@ export function readShardedSafetensors(dir: string): SafetensorsFile {
   const wanted = new Map<string, string>();
   for (const [name, file] of Object.entries(weightMap as Record<string, unknown>)) {
     if (typeof file !== 'string') throw new FormatError(indexPath, `weight_map value is not a file name`, name);
+    // a shard lives inside the checkpoint directory: no absolute path, no '..', no NUL
+    if (file === '' || isAbsolute(file) || file.split(/[/\\]/).includes('..') || file.includes('\0')) {
+      throw new FormatError(indexPath, `weight_map value ${preview(file)} is not a file inside ${dir}`, name);
+    }
     wanted.set(name, file);
   }
   const tensors = new Map<string, SafetensorsTensor>();

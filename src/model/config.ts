@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { preview } from '../preview.js';
 
 /**
  * The model configuration, grouped like SPEC §1. Field names are the camelCase of the Hugging
@@ -135,7 +136,7 @@ const YARN_KEYS: Readonly<Record<keyof YarnConfig, string>> = Object.freeze({
 // Validation (SPEC §1.4)
 
 function show(v: unknown): string {
-  return JSON.stringify(v) ?? String(v);
+  return preview(v);
 }
 
 function requireInt(key: string, v: unknown, min: number): void {

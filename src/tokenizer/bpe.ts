@@ -9,6 +9,7 @@
  * (e.g. a CJK paragraph without punctuation) is not quadratic.
  */
 import { FormatError } from '../errors.js';
+import { preview, previewText } from '../preview.js';
 import { toByteLevel } from './byte_level.js';
 
 /** UTF-8 length of a well-formed string. */
@@ -65,7 +66,7 @@ export class BpeModel {
 
   constructor(cfg: BpeModelConfig) {
     if (cfg.dropout !== null && cfg.dropout !== undefined && cfg.dropout !== 0) {
-      throw new FormatError('tokenizer.json', `model.dropout = ${cfg.dropout}: BPE dropout is random, this library only encodes deterministically`);
+      throw new FormatError('tokenizer.json', `model.dropout = ${preview(cfg.dropout)}: BPE dropout is random, this library only encodes deterministically`);
     }
     // The parsed `model.vocab` object is used as the token → id table itself: copying its 128K
     // entries into a Map was a third of the load time. One pass validates ids and fills id → token.
@@ -75,18 +76,22 @@ export class BpeModel {
     let maxId = 0;
     for (let k = 0; k < toks.length; k++) {
       const id = obj[toks[k]!];
-      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new FormatError('tokenizer.json', `model.vocab[${JSON.stringify(toks[k])}] = ${JSON.stringify(id)} is not a token id`);
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new FormatError('tokenizer.json', `model.vocab[${preview(toks[k])}] = ${preview(id)} is not a token id`);
       if (id > maxId) maxId = id;
     }
     this.vocab = new TokenVocab(obj, toks.length);
     this.vocabR = new VocabById(obj, toks, maxId);
     this.pairBase = maxId + 1;
+    for (const key of ['continuing_subword_prefix', 'end_of_word_suffix', 'unk_token'] as const) {
+      const v: unknown = cfg[key];
+      if (v !== null && v !== undefined && typeof v !== 'string') throw new FormatError('tokenizer.json', `model.${key} is ${preview(v)}, expected a string or null`);
+    }
     this.prefix = cfg.continuing_subword_prefix ?? null;
     this.suffix = cfg.end_of_word_suffix ?? null;
     this.unkToken = cfg.unk_token ?? null;
     this.unkId = this.unkToken === null ? null : (this.vocab.get(this.unkToken) ?? null);
     if (this.unkToken !== null && this.unkId === null) {
-      throw new FormatError('tokenizer.json', `model.unk_token '${this.unkToken}' is not in model.vocab`);
+      throw new FormatError('tokenizer.json', `model.unk_token '${previewText(this.unkToken)}' is not in model.vocab`);
     }
     this.fuseUnk = cfg.fuse_unk === true;
     this.byteFallback = cfg.byte_fallback === true;
@@ -113,11 +118,13 @@ export class BpeModel {
       let b: string;
       if (typeof m === 'string') {
         const sp = m.indexOf(' ');
-        if (sp < 0 || m.indexOf(' ', sp + 1) >= 0) throw new FormatError('tokenizer.json', `model.merges[${rank}] = ${JSON.stringify(m)} is not "a b"`);
+        if (sp < 0 || m.indexOf(' ', sp + 1) >= 0) throw new FormatError('tokenizer.json', `model.merges[${rank}] = ${preview(m)} is not "a b"`);
         a = m.slice(0, sp);
         b = m.slice(sp + 1);
-      } else {
+      } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') {
         [a, b] = m;
+      } else {
+        throw new FormatError('tokenizer.json', `model.merges[${rank}] = ${preview(m)} is neither "a b" nor ["a", "b"]`);
       }
       const ia = vocab.get(a);
       const ib = vocab.get(b);

@@ -3,7 +3,9 @@
  * new list (`decode_chain`); the final text is the concatenation.
  */
 import { UnsupportedError } from '../errors.js';
+import { previewText } from '../preview.js';
 import { CHAR_TO_BYTE, utf8DecodeLossy, utf8DecodeStrict, utf8Encode } from './byte_level.js';
+import { numberField, stringField } from './json_fields.js';
 import { metaspaceScheme } from './pre_tokenizers.js';
 import { compileJsonPattern, replaceAll } from './regex.js';
 
@@ -49,7 +51,7 @@ const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
 export function decoderFromJSON(json: unknown): TokenizerDecoder | null {
   if (json === null || json === undefined) return null;
   const o = json as Record<string, unknown>;
-  const type = String(o['type']);
+  const type = previewText(o['type']);
   switch (type) {
     case 'ByteLevel':
       return { type, decodeChain: (ts) => [utf8DecodeLossy(concatBytes(ts.map(byteLevelTokenBytes)))] };
@@ -59,7 +61,7 @@ export function decoderFromJSON(json: unknown): TokenizerDecoder | null {
     }
     case 'Replace': {
       const re = compileJsonPattern(o['pattern'], 'decoder Replace');
-      const content = String(o['content']);
+      const content = stringField(o, 'content', 'decoder Replace');
       return {
         type,
         decodeChain: (ts) => ts.map((t) => replaceAll(t, re, content)),
@@ -68,15 +70,15 @@ export function decoderFromJSON(json: unknown): TokenizerDecoder | null {
     case 'Fuse':
       return { type, decodeChain: (ts) => [ts.join('')] };
     case 'Strip': {
-      const content = String(o['content']).codePointAt(0);
-      const start = Number(o['start'] ?? 0);
-      const stop = Number(o['stop'] ?? 0);
+      const content = stringField(o, 'content', 'decoder Strip').codePointAt(0);
+      const start = numberField(o, 'start', 'decoder Strip', 0);
+      const stop = numberField(o, 'stop', 'decoder Strip', 0);
       return { type, decodeChain: (ts) => ts.map((t) => stripToken(t, content, start, stop)) };
     }
     case 'ByteFallback':
       return { type, decodeChain: byteFallback };
     case 'Metaspace': {
-      const rep = String(o['replacement'] ?? '▁');
+      const rep = stringField(o, 'replacement', 'decoder Metaspace', '▁');
       const scheme = metaspaceScheme(o);
       return {
         type,
@@ -84,11 +86,11 @@ export function decoderFromJSON(json: unknown): TokenizerDecoder | null {
       };
     }
     case 'BPEDecoder': {
-      const suffix = String(o['suffix'] ?? '</w>');
+      const suffix = stringField(o, 'suffix', 'decoder BPEDecoder', '</w>');
       return { type, decodeChain: (ts) => ts.map((t, i) => t.replaceAll(suffix, i === ts.length - 1 ? '' : ' ')) };
     }
     default:
-      throw new UnsupportedError(`tokenizer.json decoder '${type}' is not supported`);
+      throw new UnsupportedError(`tokenizer.json decoder '${previewText(type)}' is not supported`);
   }
 }
 

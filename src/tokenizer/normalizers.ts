@@ -5,7 +5,9 @@
  * `NormalizedString` alignment rules, used by `Tokenizer.encodeWithOffsets`.
  */
 import { UnsupportedError } from '../errors.js';
+import { previewText } from '../preview.js';
 import { compileJsonPattern, findAllMatches, replaceAll } from './regex.js';
+import { stringField } from './json_fields.js';
 import { RUST_COMBINING_MARKS } from './unicode_compat.js';
 import type { NormalizedText } from './normalized_text.js';
 import { normalizeWithChanges } from './unicode_alignments.js';
@@ -78,15 +80,15 @@ export function normalizerFromJSON(json: unknown): TokenizerNormalizer | null {
       // Removes combining marks; meaningful after NFD/NFKD, as in Rust.
       return { normalize: (t) => t.replace(COMBINING, ''), normalizeTracked: (t) => t.filter((cp) => !COMBINING_ONE.test(String.fromCodePoint(cp))) };
     case 'Prepend': {
-      const p = String(o['prepend']);
+      const p = stringField(o, 'prepend', 'normalizer Prepend');
       return { normalize: (t) => (t.length === 0 ? t : p + t), normalizeTracked: (t) => t.prepend(p) };
     }
     case 'Replace': {
       const re = compileJsonPattern(o['pattern'], 'normalizer Replace');
-      const content = String(o['content']);
+      const content = stringField(o, 'content', 'normalizer Replace');
       return { normalize: (t) => replaceAll(t, re, content), normalizeTracked: (t) => t.replace(findAllMatches(re, t.text), content) };
     }
     default:
-      throw new UnsupportedError(`tokenizer.json normalizer '${String(type)}' is not supported`);
+      throw new UnsupportedError(`tokenizer.json normalizer '${previewText(type)}' is not supported`);
   }
 }

@@ -4,6 +4,7 @@
  * RobertaProcessing with `trim_offsets`) trim the whitespace off token offsets.
  */
 import { FormatError, UnsupportedError } from '../errors.js';
+import { preview, previewText } from '../preview.js';
 
 /** Ids with their token strings and character offsets (one entry per token). */
 export interface TokenizerOffsetEncoding {
@@ -98,7 +99,7 @@ const identity: TokenizerPostProcessor = { process: (ids) => ids, processEncodin
 export function postProcessorFromJSON(json: unknown): TokenizerPostProcessor | null {
   if (json === null || json === undefined) return null;
   const o = json as Record<string, unknown>;
-  const type = String(o['type']);
+  const type = previewText(o['type']);
   switch (type) {
     case 'ByteLevel': {
       // Ids are unchanged; offsets are trimmed when trim_offsets (Rust's default is true).
@@ -117,7 +118,7 @@ export function postProcessorFromJSON(json: unknown): TokenizerPostProcessor | n
           }
           const name = p['SpecialToken']?.id;
           const sp = name === undefined ? undefined : specials[name];
-          if (sp === undefined) throw new FormatError('tokenizer.json', `post_processor TemplateProcessing single[${k}]: unknown special token ${JSON.stringify(name)}`);
+          if (sp === undefined) throw new FormatError('tokenizer.json', `post_processor TemplateProcessing single[${k}]: unknown special token ${preview(name)}`);
           return { ids: sp.ids, tokens: sp.tokens ?? [] };
         }),
       );

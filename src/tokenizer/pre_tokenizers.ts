@@ -3,7 +3,9 @@
  * encodes independently (Rust `tokenizers` `pre_tokenizers::*`, `NormalizedString::split`).
  */
 import { FormatError, UnsupportedError } from '../errors.js';
+import { preview, previewText } from '../preview.js';
 import { BYTE_TO_CHAR, GPT2_SPLIT_PATTERN, toByteLevel, utf8Encode } from './byte_level.js';
+import { stringField } from './json_fields.js';
 import { nativeMatcher, type NativeMatcher } from './native_patterns.js';
 import type { NormalizedText } from './normalized_text.js';
 import { compileJsonPattern, compileOnigRegex, findAllMatches, forEachMatch, isNewerThanRust, RUST_WORD_CLASS } from './regex.js';
@@ -200,7 +202,7 @@ function isolatedCutter(re: RegExp, native: NativeMatcher | null): Cutter {
 
 function behaviorOf(v: unknown, where: string): SplitBehavior {
   if (BEHAVIORS.includes(v as SplitBehavior)) return v as SplitBehavior;
-  throw new FormatError('tokenizer.json', `${where}: unknown split behavior ${JSON.stringify(v)}`);
+  throw new FormatError('tokenizer.json', `${where}: unknown split behavior ${preview(v)}`);
 }
 
 const WHITE_SPACE = /^\p{White_Space}$/u;
@@ -252,13 +254,13 @@ export function preTokenizerFromJSON(json: unknown): TokenizerPreTokenizer | nul
     case 'BertPreTokenizer':
       return sequencePreTokenizer([bySegments((t) => charSegments(isWhitespace, t), 'Removed'), bySegments((t) => charSegments(isPunctuation, t), 'Isolated')]);
     case 'CharDelimiterSplit': {
-      const d = String(o['delimiter']).codePointAt(0);
+      const d = stringField(o, 'delimiter', 'pre_tokenizer CharDelimiterSplit').codePointAt(0);
       return bySegments((t) => charSegments((cp) => cp === d, t), 'Removed');
     }
     case 'Metaspace':
       return metaspacePreTokenizer(o);
     default:
-      throw new UnsupportedError(`tokenizer.json pre_tokenizer '${String(type)}' is not supported`);
+      throw new UnsupportedError(`tokenizer.json pre_tokenizer '${previewText(type)}' is not supported`);
   }
 }
 
@@ -337,7 +339,7 @@ function byteLevelPreTokenizer(addPrefixSpace: boolean, useRegex: boolean): Toke
 
 /** Metaspace: spaces → replacement char, optional prepend (always/first/never), split before it. */
 function metaspacePreTokenizer(o: Record<string, unknown>): TokenizerPreTokenizer {
-  const rep = String(o['replacement'] ?? '▁');
+  const rep = stringField(o, 'replacement', 'pre_tokenizer Metaspace', '▁');
   const repCp = rep.codePointAt(0)!;
   const scheme = metaspaceScheme(o);
   const split = o['split'] !== false;
@@ -368,5 +370,5 @@ export function metaspaceScheme(o: Record<string, unknown>): 'always' | 'first' 
   const s = o['prepend_scheme'];
   if (s === 'always' || s === 'first' || s === 'never') return s;
   if (s === undefined) return o['add_prefix_space'] === false ? 'never' : 'always';
-  throw new FormatError('tokenizer.json', `Metaspace: unknown prepend_scheme ${JSON.stringify(s)}`);
+  throw new FormatError('tokenizer.json', `Metaspace: unknown prepend_scheme ${preview(s)}`);
 }

@@ -23,6 +23,7 @@
  * absent operators, `(?x)`) raises {@link UnsupportedError}, never a silent approximation.
  */
 import { UnsupportedError } from '../errors.js';
+import { preview } from '../preview.js';
 import { NEWER_THAN_ONIGURUMA } from './unicode_compat.js';
 
 /** Code points Oniguruma (Unicode 16 in the pinned binding) sees as unassigned, as a nested class. */
@@ -508,5 +509,5 @@ export function compileJsonPattern(p: unknown, where: string): RegExp {
   }
   if (o !== null && typeof o === 'object' && typeof o['Regex'] === 'string') return compileOnigRegex(o['Regex']);
   if (typeof p === 'string') return new RegExp(escapeRegexLiteral(p), 'gv');
-  throw new UnsupportedError(`${where}: pattern ${JSON.stringify(p)} is neither {"String": …} nor {"Regex": …}`);
+  throw new UnsupportedError(`${where}: pattern ${preview(p)} is neither {"String": …} nor {"Regex": …}`);
 }

@@ -7,6 +7,7 @@
  * Browser-safe: construct it from parsed JSON; the Node file loader is in `tokenizer_node.ts`.
  */
 import { FormatError, InputError, UnsupportedError } from '../errors.js';
+import { preview, previewText } from '../preview.js';
 import { AddedVocabulary, type AddedSplit, type AddedTokenConfig } from './added_tokens.js';
 export type { TokenizerOffsetEncoding } from './post_processors.js';
 import { BpeModel, type BpeModelConfig } from './bpe.js';
@@ -137,7 +138,7 @@ export class Tokenizer {
     const model = json['model'] as Record<string, unknown> | undefined;
     if (model === undefined || model === null) throw new FormatError('tokenizer.json', "missing 'model'");
     const modelType = model['type'] ?? (model['merges'] !== undefined ? 'BPE' : undefined);
-    if (modelType !== 'BPE') throw new UnsupportedError(`tokenizer.json model '${String(modelType)}' is not supported (only BPE)`);
+    if (modelType !== 'BPE') throw new UnsupportedError(`tokenizer.json model '${previewText(modelType)}' is not supported (only BPE)`);
     if (json['truncation'] !== null && json['truncation'] !== undefined) throw new UnsupportedError('tokenizer.json truncation is not supported');
     if (json['padding'] !== null && json['padding'] !== undefined) throw new UnsupportedError('tokenizer.json padding is not supported');
     this.model = new BpeModel(model as unknown as BpeModelConfig);
@@ -146,7 +147,9 @@ export class Tokenizer {
     this.preTokenizer = preTokenizerFromJSON(json['pre_tokenizer']);
     this.decoder = decoderFromJSON(json['decoder']);
     const norm = this.normalizer;
-    this.added = new AddedVocabulary((json['added_tokens'] as AddedTokenConfig[]) ?? [], norm === null ? null : (s) => norm.normalize(s), this.model.vocab, this.model.size);
+    const added = json['added_tokens'] ?? [];
+    if (!Array.isArray(added)) throw new FormatError('tokenizer.json', `added_tokens is ${preview(added)}, not an array`);
+    this.added = new AddedVocabulary(added as AddedTokenConfig[], norm === null ? null : (s) => norm.normalize(s), this.model.vocab, this.model.size);
     this.config = config;
     this.postProcessor = this.configPostProcessor(config) ?? postProcessorFromJSON(json['post_processor']);
   }
@@ -161,7 +164,7 @@ export class Tokenizer {
     const special = (key: 'bos_token' | 'eos_token'): TemplateSpecial => {
       const c = tokenContent(config[key]);
       const id = c === null ? undefined : this.tokenToId(c);
-      if (id === undefined) throw new FormatError('tokenizer_config.json', `${key} ${JSON.stringify(c)} is not a token of tokenizer.json`);
+      if (id === undefined) throw new FormatError('tokenizer_config.json', `${key} ${preview(c)} is not a token of tokenizer.json`);
       return { ids: [id], tokens: [c!] };
     };
     if (config.add_bos_token === true) parts.push(special('bos_token'));
