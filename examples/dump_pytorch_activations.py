@@ -17,16 +17,25 @@ Hooks are registered by module path, for either tree:
 Quantities computed inside a function (q_pe, k_pe, attn_scores, attn_probs) are not module
 outputs: call `record(name, tensor)` for them in your code (a no-op outside a dump).
 
-Usage as a library (your model, your loader):
+Tensors keep the shape the module returns (the MoE's output is [B, S, d] in both trees); verify compares
+a tensor whose leading dims are merged or split ([B*S, d] vs [B, S, d]) after reshaping it.
 
-    from dump_pytorch_activations import dump_activations, record
-    dump_activations(model, input_ids, "ref.safetensors", config=model.config, grads=False)
+Command line, for a Hugging Face model directory (transformers >= 4.57 or 5.x, or the hub's modeling code):
 
-then:
+    python dump_pytorch_activations.py MODEL_DIR ids.json ref.safetensors [--dtype float64] [--grads]
+    dsv3 verify --model MODEL_DIR --input ids.json --reference ref.safetensors --hf-rope
 
-    dsv3 verify --model DIR --input ids.json --reference ref.safetensors --report report.html
+Usage as a library (your model, your loader), e.g. the official inference/model.py:
+
+    from dump_pytorch_activations import dump_activations, official_full_logits, record
+    dump_activations(model, input_ids, "ref.safetensors", config=args, run=official_full_logits)
+    # then: dsv3 verify --model DIR --input ids.json --reference ref.safetensors --official-names
+    #       (add --numerics official-bf16 | official-fp8 | official-fp8-ue8m0 for a bf16/FP8 GPU run)
+
+`dsv3 dump-script > dump_pytorch_activations.py` writes this file from the installed package.
 """
 import json
+import re
 import struct
 
 import torch
@@ -90,6 +99,46 @@ def _default_run(model, input_ids):
     return getattr(out, "logits", out)
 
 
+def official_full_logits(model, input_ids):
+    """Logits at every position [B, S, vocab] of the official inference/model.py `Transformer`.
+
+    Its `forward` returns only the last position, under `torch.inference_mode` (which also forbids backward);
+    this is the same module chain without `[:, -1]`: pass `run=official_full_logits` to dump_activations.
+    """
+    S = input_ids.shape[1]
+    h = model.embed(input_ids)
+    mask = torch.full((S, S), float("-inf"), device=input_ids.device).triu_(1) if S > 1 else None
+    for layer in model.layers:
+        h = layer(h, 0, model.freqs_cis[:S], mask)
+    return model.head(model.norm(h))
+
+
+def load_hf_model(model_dir, dtype):
+    """AutoModelForCausalLM.from_pretrained for a float32/float64 dump, across transformers versions.
+
+    `dtype=` (transformers >= 4.56; `torch_dtype=` before, deprecated since), and on transformers 5.x
+    `experts_implementation="eager"`: the default `grouped_mm` experts have no float64 kernel ("Expected mat_a to be
+    Float32, BFloat16 or Float16 matrix, got Double"). Eager attention, so every intermediate is a plain tensor.
+    """
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    version = tuple(int(p) for p in re.findall(r"\d+", transformers.__version__)[:2])
+    kwargs = {"trust_remote_code": True, "attn_implementation": "eager"}
+    kwargs["dtype" if version >= (4, 56) else "torch_dtype"] = dtype
+    if version >= (5, 0):
+        kwargs["experts_implementation"] = "eager"
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+    except TypeError as e:  # a version that does not take one of the optional keywords
+        if "experts_implementation" not in str(e):
+            raise
+        del kwargs["experts_implementation"]
+        model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+    model.config._attn_implementation = "eager"
+    return model
+
+
 def dump_activations(model, input_ids, path, config, grads=False, labels=None, run=_default_run):
     """Run `model` on `input_ids` [B, S] with forward hooks and write our trace names to `path`.
 
@@ -101,7 +150,6 @@ def dump_activations(model, input_ids, path, config, grads=False, labels=None, r
     """
     global _recorder
     H = _cfg(config, "num_attention_heads", "n_heads")
-    d = _cfg(config, "hidden_size", "dim")
     nope, rope, v = config.qk_nope_head_dim, config.qk_rope_head_dim, config.v_head_dim
     out, order = {}, []
 
@@ -158,13 +206,12 @@ def dump_activations(model, input_ids, path, config, grads=False, labels=None, r
         elif leaf in _ATTN:
             hooks.append(module.register_forward_hook(on_output(f"{mname}:out")))
         elif leaf == "shared_experts":
-            hooks.append(module.register_forward_hook(on_output(f"{mname}:out", lambda t: t.reshape(-1, d))))
+            hooks.append(module.register_forward_hook(on_output(f"{mname}:out")))  # as the module returns it
         elif leaf == "gate" and up in _MLP:
             hooks.append(module.register_forward_hook(gate_hook(mname)))
         elif leaf in _MLP:
-            is_moe = hasattr(module, "experts")
-            # MoE layers trace [B*S, d], dense layers [B, S, d] (docs/trace-names.md)
-            hooks.append(module.register_forward_hook(on_output(f"{mname}:out", (lambda t: t.reshape(-1, d)) if is_moe else (lambda t: t))))
+            # dense MLP and MoE alike: [B, S, d], the module's own output shape (docs/trace-names.md)
+            hooks.append(module.register_forward_hook(on_output(f"{mname}:out")))
 
     _recorder = _record
     try:
@@ -200,11 +247,7 @@ if __name__ == "__main__":
     ap.add_argument("--grads", action="store_true", help="also dump grad.<parameter> of the next-token cross-entropy")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = ap.parse_args()
-    from transformers import AutoModelForCausalLM
-
-    dtype = getattr(torch, args.dtype)
-    model = AutoModelForCausalLM.from_pretrained(args.model_dir, torch_dtype=dtype, trust_remote_code=True)
-    model.config._attn_implementation = "eager"
+    model = load_hf_model(args.model_dir, getattr(torch, args.dtype))
     model.train(args.grads)
     with open(args.ids) as f:
         ids = torch.tensor(json.load(f), dtype=torch.long)

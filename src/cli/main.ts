@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerDiffCommand } from './commands/diff.js';
+import { registerDumpScriptCommand } from './commands/dump_script.js';
 import { registerForwardCommand } from './commands/forward.js';
 import { registerGenerateCommand } from './commands/generate.js';
 import { registerGradCommand } from './commands/grad.js';
@@ -43,6 +44,7 @@ function buildProgram(): Command {
   registerTraceCommand(program);
   registerVerifyCommand(program);
   registerDiffCommand(program);
+  registerDumpScriptCommand(program);
   registerGenerateCommand(program);
   registerTrainCommand(program);
   registerTokenizeCommands(program);
