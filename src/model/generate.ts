@@ -12,11 +12,12 @@ import { checkMemory, checkPositions, estimateMemory } from './guards.js';
 import { createKVCache, type MLACache } from './kv_cache.js';
 import type { DeepSeekV3, ModelForwardOptions } from './model.js';
 import type { NumericsProfile } from './numerics.js';
+import { withRoutingOverride, type RoutingOverride } from './topk.js';
 import { mtpForward } from './mtp.js';
 import { linearForward } from './transformer.js';
 
-/** Options of {@link generate}. */
-export interface GenerateOptions {
+/** Options of {@link generate}; `topk`/`topkGroup` override the routing of every forward, MTP drafts included (topk.ts). */
+export interface GenerateOptions extends RoutingOverride {
   /** Tokens to generate (default 32). */
   maxNewTokens?: number;
   /** 0 (default) = greedy; otherwise softmax(logits / temperature). */
@@ -212,6 +213,8 @@ export function generateTokens(model: DeepSeekV3, prompt: readonly number[], opt
   const n = prompt.length;
   const maxLen = n + maxNew + 1;
   const numerics = opts.numerics ?? 'exact';
+  const route: RoutingOverride = { topk: opts.topk, topkGroup: opts.topkGroup };
+  withRoutingOverride(cfg, route, 'generate'); // a k' that does not fit fails before any cache is built
   const caches = model.createCaches(attn, 1, maxLen, { numerics });
   const V = cfg.vocabSize;
 
@@ -221,7 +224,7 @@ export function generateTokens(model: DeepSeekV3, prompt: readonly number[], opt
     if (numerics !== 'exact') throw new InputError(`speculative decoding runs in the 'exact' profile only (the official code has no MTP to emulate), got numerics '${numerics}'`);
     if (cfg.numNextnPredictLayers < 1) throw new InputError('speculative decoding with MTP needs num_nextn_predict_layers ≥ 1');
     const policy = temperature > 0 ? samplingPolicy(temperature, topP, rng, V) : GREEDY_POLICY;
-    const r = speculativeDecode(model, prompt, maxNew, attn, caches, stop, policy, onLogits);
+    const r = speculativeDecode(model, prompt, maxNew, attn, caches, stop, policy, onLogits, route);
     return { ...r, stopReason: stopReason(r.tokens) };
   }
 
@@ -230,7 +233,7 @@ export function generateTokens(model: DeepSeekV3, prompt: readonly number[], opt
   let input: number[] = [...prompt];
   let pos = 0;
   while (tokens.length < maxNew) {
-    const r = model.forward([input], { attn, caches, startPos: pos, logits: 'last', numerics });
+    const r = model.forward([input], { attn, caches, startPos: pos, logits: 'last', numerics, ...route });
     forwardCalls++;
     pos += input.length;
     onLogits?.(pos - 1, r.logits.data);
@@ -305,8 +308,9 @@ function speculativeDecode(
   stop: Set<number>,
   policy: SpeculativePolicy,
   onLogits: ((position: number, logits: FloatArray) => void) | undefined,
+  route: RoutingOverride,
 ): Omit<GenerateResult, 'stopReason'> {
-  const cfg = model.config;
+  const cfg = withRoutingOverride(model.config, route, 'generate');
   const V = cfg.vocabSize;
   const d = cfg.hiddenSize;
   const n = prompt.length;
@@ -326,12 +330,12 @@ function speculativeDecode(
   // MTP over positions [startPos, startPos + S): h⁰ rows and the ids one step ahead; returns its draft
   const mtpDraft = (h0: FloatArray, ahead: number[], startPos: number): number => {
     const S = ahead.length;
-    const r = mtpForward(cfg, mw, shared, h0, Int32Array.from(ahead), 1, S, { startPos, rope, attn, cache: mtpCache, logits: false });
+    const r = mtpForward(cfg, mw, shared, h0, Int32Array.from(ahead), 1, S, { startPos, rope, attn, cache: mtpCache, logits: false, concatOrder: model.mtpConcatOrder });
     const logits = linearForward(r.normed.subarray((S - 1) * d, S * d), shared.lm_head.data, 1, V, d);
     return policy.draft(logits);
   };
 
-  const pre = model.forward([[...prompt]], { attn, caches, startPos: 0, logits: 'last' });
+  const pre = model.forward([[...prompt]], { attn, caches, startPos: 0, logits: 'last', ...route });
   forwardCalls++;
   onLogits?.(n - 1, pre.logits.data);
   toks.push(policy.first(pre.logits.data));
@@ -341,7 +345,7 @@ function speculativeDecode(
 
   while (!done()) {
     const m = toks.length;
-    const r = model.forward([[toks[m - 1]!, draft]], { attn, caches, startPos: m - 1, logits: 'all' });
+    const r = model.forward([[toks[m - 1]!, draft]], { attn, caches, startPos: m - 1, logits: 'all', ...route });
     forwardCalls++;
     drafted++;
     const row0 = r.logits.data.subarray(0, V);

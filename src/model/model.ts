@@ -18,8 +18,19 @@ import type { Routing } from './gate.js';
 import { generateTokens, type GenerateOptions, type GenerateResult } from './generate.js';
 import { createKVCache, type MLACache } from './kv_cache.js';
 import { crossEntropyLoss, crossEntropyLossBackward, validateTargets } from './loss.js';
-import { mtpBackward, mtpForward, mtpWeightsFrom, slicePositions, slicePositionsBackward, type MTPOutput, type MTPWeights } from './mtp.js';
+import {
+  mtpBackward,
+  mtpForward,
+  mtpWeightsFrom,
+  parseMtpConcatOrder,
+  slicePositions,
+  slicePositionsBackward,
+  type MTPConcatOrder,
+  type MTPOutput,
+  type MTPWeights,
+} from './mtp.js';
 import { buildRopeTables, type RopeTables } from './rope.js';
+import { withRoutingOverride, type RoutingOverride } from './topk.js';
 import type { TraceFn } from './trace.js';
 import { transformerBackward, transformerForward, transformerWeightsFrom, type TransformerWeights } from './transformer.js';
 import { checkWeights, type Fp8Weights, type ModelWeights } from './weights.js';
@@ -30,8 +41,8 @@ import { ProfileWeights } from './profile/linear.js';
 /** Token ids: rows of equal length, or a flat Int32Array [B, T] with `B` (and `T`) given in the options. */
 export type TokenInput = readonly (readonly number[])[] | Int32Array;
 
-/** Options of {@link DeepSeekV3.forward}. */
-export interface ModelForwardOptions {
+/** Options of {@link DeepSeekV3.forward}; `topk`/`topkGroup` override the routing for this call (topk.ts). */
+export interface ModelForwardOptions extends RoutingOverride {
   /** Batch rows when `ids` is flat. */
   B?: number;
   /** Positions per row when `ids` is flat (default ids.length / B). */
@@ -63,6 +74,8 @@ export interface DeepSeekV3Options {
    * `weights` holds their exact dequantised values for the exact forward.
    */
   fp8?: Fp8Weights;
+  /** Halves of the MTP eh_proj input (default 'embedding-first', the released weights; mtp.ts). */
+  mtpConcatOrder?: MTPConcatOrder;
 }
 
 /** Result of {@link DeepSeekV3.forward}. */
@@ -90,8 +103,8 @@ export interface TokenBatch {
   labels?: Int32Array;
 }
 
-/** Options of {@link DeepSeekV3.lossAndGrads}. */
-export interface LossOptions {
+/** Options of {@link DeepSeekV3.lossAndGrads}; `topk`/`topkGroup` override the routing for this call (topk.ts). */
+export interface LossOptions extends RoutingOverride {
   /** Attention path for the training forward (both compute the same function; default 'naive'). */
   attn?: AttnImpl;
   /** Include the MTP loss (default: true iff num_nextn_predict_layers > 0). */
@@ -146,6 +159,8 @@ export class DeepSeekV3 {
   readonly dtype: DType;
   /** FP8 checkpoint tensors as stored (empty for a float checkpoint). */
   readonly fp8: Fp8Weights;
+  /** Halves of the MTP eh_proj input, for training and speculative decoding. */
+  readonly mtpConcatOrder: MTPConcatOrder;
   private rope: RopeTables | null = null;
   private readonly profileWeights = new Map<NumericsProfile, ProfileWeights>();
 
@@ -153,6 +168,7 @@ export class DeepSeekV3 {
     this.config = config;
     this.weights = weights;
     this.fp8 = opts.fp8 ?? new Map();
+    this.mtpConcatOrder = parseMtpConcatOrder(opts.mtpConcatOrder ?? 'embedding-first', 'DeepSeekV3 option mtpConcatOrder');
     const embed = weights.get('model.embed_tokens.weight');
     if (embed === undefined) throw new WeightsError(`missing tensor 'model.embed_tokens.weight'`);
     this.dtype = embed.dtype;
@@ -210,7 +226,7 @@ export class DeepSeekV3 {
     const mode = opts.logits ?? 'all';
     const numerics = parseNumericsProfile(opts.numerics ?? 'exact', 'forward: numerics');
     if (numerics !== 'exact') return this.forwardProfile(numerics, flat, B, T, startPos, mode, opts);
-    const out = transformerForward(this.config, this.mainWeights(), flat, B, T, {
+    const out = transformerForward(withRoutingOverride(this.config, opts, 'forward'), this.mainWeights(), flat, B, T, {
       startPos,
       attn: opts.attn ?? 'naive',
       ...(opts.caches !== undefined ? { caches: opts.caches } : {}),
@@ -245,7 +261,7 @@ export class DeepSeekV3 {
     mode: 'all' | 'last' | 'none',
     opts: ModelForwardOptions,
   ): ModelForwardResult {
-    const out = profileForward(this.config, this.weightsFor(numerics), ids, B, T, {
+    const out = profileForward(withRoutingOverride(this.config, opts, 'forward'), this.weightsFor(numerics), ids, B, T, {
       startPos,
       attn: opts.attn ?? 'naive',
       ...(opts.caches !== undefined ? { caches: opts.caches } : {}),
@@ -269,7 +285,7 @@ export class DeepSeekV3 {
    * Accepts a {@link TokenBatch} or rows of T+1 ids.
    */
   lossAndGrads(batch: TokenBatch | readonly (readonly number[])[], opts: LossOptions = {}): LossAndGradsResult {
-    const cfg = this.config;
+    const cfg = withRoutingOverride(this.config, opts, 'lossAndGrads');
     const { ids, B, T, labels: labelsIn } = toTokenBatch(batch);
     if (T < 1) throw new InputError('lossAndGrads: rows need at least 2 ids (T ≥ 1 predicted positions)');
     validateTokenIds(ids, B, T + 1, cfg.vocabSize);
@@ -344,6 +360,7 @@ export class DeepSeekV3 {
         rope,
         attn,
         save: true,
+        concatOrder: this.mtpConcatOrder,
         ...(trace !== undefined ? { trace } : {}),
       });
       // L^k = −(1/T)·Σ log P (paper: normalised by T per sequence, i.e. B·T over the batch) or by valid targets

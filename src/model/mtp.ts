@@ -4,12 +4,14 @@
  *
  *   h'ᵏ[j] = eh_proj([enorm(Emb(inputs[j+k])) ; hnorm(hᵏ⁻¹[j])])   (EMBEDDING FIRST: the released eh_proj
  *                                                                    columns 0..d−1 multiply the embedding)
+ *   or, with concat order 'hidden-first' (the tech report's equation 21), eh_proj([hnorm(hᵏ⁻¹[j]) ; enorm(Emb(inputs[j+k]))]).
  *   hᵏ = TRM_k(h'ᵏ)  (causal, over the S_k = T − k positions j that have a target)
  *   logitsᵏ[j] = lm_head(shared_head.norm(hᵏ[j]))  → predicts labels[j+k]
  *
  * Trace names (prefix `model.layers.{L+k−1}`): `{prefix}.enorm:out`, `{prefix}.hnorm:out`, `{prefix}.eh_proj:out`,
  * the block traces, `{prefix}.shared_head.norm:out`, `{prefix}.shared_head.head:out` (logits).
  */
+import { InputError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
 import type { AttnImpl } from './attention.js';
@@ -22,6 +24,18 @@ import type { RopeTables } from './rope.js';
 import type { TraceFn } from './trace.js';
 import { linearBackward, linearForward, requireTensor } from './transformer.js';
 import type { ModelWeights } from './weights.js';
+
+/**
+ * Order of the two halves of eh_proj's input: 'embedding-first' = [enorm(Emb); hnorm(h)] (the released weights and
+ * the official code), 'hidden-first' = [hnorm(h); enorm(Emb)] (the tech report's equation 21).
+ */
+export type MTPConcatOrder = 'embedding-first' | 'hidden-first';
+
+/** Checks a concat order given at run time (JavaScript callers, CLI strings); `where` names the option. */
+export function parseMtpConcatOrder(v: unknown, where: string): MTPConcatOrder {
+  if (v === 'embedding-first' || v === 'hidden-first') return v;
+  throw new InputError(`${where}: MTP concat order must be 'embedding-first' or 'hidden-first', got ${JSON.stringify(v)}`);
+}
 
 /** The tensors of one MTP depth (the same record holds the gradients). */
 export interface MTPWeights {
@@ -69,6 +83,8 @@ export interface MTPForwardOptions {
   trace?: TraceFn;
   /** Compute logits (default true). */
   logits?: boolean;
+  /** Halves of eh_proj's input (default 'embedding-first', the released weights). */
+  concatOrder?: MTPConcatOrder;
 }
 
 /** What {@link mtpBackward} needs. */
@@ -76,6 +92,9 @@ export interface MTPSaved {
   B: number;
   S: number;
   tokens: Int32Array;
+  /** Column offsets of the embedding half and the hidden half in `cat` (0 and d, or d and 0). */
+  embAt: number;
+  hidAt: number;
   emb: FloatArray;
   hPrev: FloatArray;
   rstdE: FloatArray;
@@ -132,11 +151,15 @@ export function mtpForward(
   const rstdH = allocate(dtype, N);
   k.rmsnormForward(hPrev, w.hnorm.data, hn, rstdH, N, d, eps);
   trace?.(`${prefix}.hnorm:out`, [B, S, d], hn);
-  // cat[n] = [enorm(emb) ; hnorm(h)]: embedding first, as the released eh_proj expects (SPEC §4.1)
+  // cat[n] = [enorm(emb) ; hnorm(h)]: embedding first, as the released eh_proj expects (SPEC §4.1);
+  // hidden-first swaps the halves (tech report eq. 21)
+  const hiddenFirst = parseMtpConcatOrder(opts.concatOrder ?? 'embedding-first', 'mtpForward: concatOrder') === 'hidden-first';
+  const embAt = hiddenFirst ? d : 0;
+  const hidAt = hiddenFirst ? 0 : d;
   const cat = allocate(dtype, N * 2 * d);
   for (let n = 0; n < N; n++) {
-    cat.set(en.subarray(n * d, n * d + d), n * 2 * d);
-    cat.set(hn.subarray(n * d, n * d + d), n * 2 * d + d);
+    cat.set(en.subarray(n * d, n * d + d), n * 2 * d + embAt);
+    cat.set(hn.subarray(n * d, n * d + d), n * 2 * d + hidAt);
   }
   const x = linearForward(cat, w.eh_proj.data, N, d, 2 * d);
   trace?.(`${prefix}.eh_proj:out`, [B, S, d], x);
@@ -160,7 +183,7 @@ export function mtpForward(
     trace?.(`${prefix}.shared_head.head:out`, [B, S, V], logits);
   }
   const saved: MTPSaved | null = save
-    ? { B, S, tokens, emb, hPrev, rstdE, rstdH, cat, block: blk.saved!, y, rstdOut, z }
+    ? { B, S, tokens, embAt, hidAt, emb, hPrev, rstdE, rstdH, cat, block: blk.saved!, y, rstdOut, z }
     : null;
   return { logits, hidden: y, normed: z, routing: blk.routing, saved };
 }
@@ -207,9 +230,10 @@ export function mtpBackward(
   const dcat = linearBackward(saved.cat, w.eh_proj.data, dx, g.eh_proj.data, N, d, 2 * d);
   const den = allocate(dtype, N * d);
   const dhn = allocate(dtype, N * d);
+  const { embAt, hidAt } = saved;
   for (let n = 0; n < N; n++) {
-    den.set(dcat.subarray(n * 2 * d, n * 2 * d + d), n * d);
-    dhn.set(dcat.subarray(n * 2 * d + d, n * 2 * d + 2 * d), n * d);
+    den.set(dcat.subarray(n * 2 * d + embAt, n * 2 * d + embAt + d), n * d);
+    dhn.set(dcat.subarray(n * 2 * d + hidAt, n * 2 * d + hidAt + d), n * d);
   }
   // en = enorm(emb), emb = E_tok[tokens]
   const demb = allocate(dtype, N * d);

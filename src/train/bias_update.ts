@@ -2,8 +2,12 @@
  * Auxiliary-loss-free load balancing (SPEC §5.2, paper §2.1.2): the router bias
  * `e_score_correction_bias` is not trained by backprop; once per optimizer step it moves by a
  * fixed ±γ from the step's expert loads (all micro-batches), outside autograd.
+ *
+ * Arithmetic: checkpoints store the bias as F32 and training frameworks update it in float32 (torch adds
+ * `float32(γ)·sign` to a float32 tensor), so by default the update is float32 arithmetic even when the bias is held
+ * in a Float64Array: b ← f32(b + f32(γ)·sign). `biasDtype: 'model'` updates in the array's own precision instead.
  */
-import { ShapeError } from '../errors.js';
+import { InputError, ShapeError } from '../errors.js';
 import type { FloatArray, Tensor } from '../tensor.js';
 
 /** Options of {@link updateRouterBias}. */
@@ -14,12 +18,21 @@ export interface RouterBiasUpdateOptions {
    * shift of every b_e, which changes no top-k ranking and shifts every top-2 group sum alike.
    */
   centred?: boolean;
+  /**
+   * 'float32' (default): float32 γ and a float32 add (the bias keeps float32 values whatever array holds it; a
+   * value that is not a float32 is rounded by its first update). 'model': the array's precision (f64 in a float64
+   * model, with γ as given).
+   */
+  biasDtype?: RouterBiasDType;
 }
+
+/** Arithmetic of the router-bias update: float32 (the checkpoint's dtype) or the model's precision. */
+export type RouterBiasDType = 'float32' | 'model';
 
 /**
  * In place: b_e ← b_e + γ·sign(mean − load_e), mean = Σ load / E, sign(0) = 0. Overloaded experts
  * go down by γ, underloaded ones up. `load` = (token, slot) assignments per expert over the
- * whole step. Returns the bias array.
+ * whole step. Float32 arithmetic unless `biasDtype: 'model'` (see {@link RouterBiasUpdateOptions}). Returns the bias array.
  */
 export function updateRouterBias(
   bias: FloatArray | Tensor,
@@ -30,17 +43,24 @@ export function updateRouterBias(
   const b = 'data' in bias ? bias.data : bias;
   const E = b.length;
   if (load.length !== E) throw new ShapeError(`router bias update: load has ${load.length} entries, bias has ${E}`);
+  const biasDtype = opts.biasDtype ?? 'float32';
+  if (biasDtype !== 'float32' && biasDtype !== 'model') throw new InputError(`router bias update: biasDtype must be 'float32' or 'model', got ${JSON.stringify(biasDtype)}`);
+  // r rounds every result of the update's arithmetic: to float32, or not at all (the array rounds on store)
+  const r = biasDtype === 'float32' ? Math.fround : (x: number): number => x;
   let total = 0;
   for (let e = 0; e < E; e++) total += load[e]!;
   // sign(mean − load_e) = sign(Σ load − E·load_e): exact in integers
+  const g = r(gamma);
   const step = new Float64Array(E);
-  for (let e = 0; e < E; e++) step[e] = gamma * Math.sign(total - E * load[e]!);
+  for (let e = 0; e < E; e++) step[e] = g * Math.sign(total - E * load[e]!);
   if (opts.centred === true) {
-    let mean = 0;
-    for (let e = 0; e < E; e++) mean += step[e]! / E;
-    for (let e = 0; e < E; e++) step[e] = step[e]! - mean;
+    // the mean of ±γ and 0 entries: (#up − #down)·γ / E, one rounding (float32: the f64 quotient rounded once more)
+    let net = 0;
+    for (let e = 0; e < E; e++) net += Math.sign(step[e]!);
+    const mean = r((net * g) / E);
+    for (let e = 0; e < E; e++) step[e] = r(step[e]! - mean);
   }
-  for (let e = 0; e < E; e++) b[e] = b[e]! + step[e]!;
+  for (let e = 0; e < E; e++) b[e] = r(b[e]! + step[e]!);
   return b;
 }
 

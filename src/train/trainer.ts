@@ -7,7 +7,7 @@ import type { LossOptions, TokenBatch } from '../model/model.js';
 import { Tensor } from '../tensor.js';
 import { GradientAccumulator, countTargets } from './accumulate.js';
 import { AdamW, type AdamWOptions } from './adamw.js';
-import { loadStats, updateRouterBias, type LoadStats } from './bias_update.js';
+import { loadStats, updateRouterBias, type LoadStats, type RouterBiasDType } from './bias_update.js';
 import { clipGradNorm } from './clip.js';
 import type { TokenStream, TokenStreamState } from './data.js';
 import { learningRate, stepValue, type LrSchedule, type StepValueSchedule } from './schedule.js';
@@ -53,6 +53,8 @@ export interface TrainerOptions {
   biasGamma?: ScheduledValue;
   /** Mean-subtracted bias update (see `updateRouterBias`). */
   biasCentred?: boolean;
+  /** Bias-update arithmetic: 'float32' (default, the checkpoint's F32 even in a float64 model) or 'model'. */
+  biasDtype?: RouterBiasDType;
   /** MTP λ (default 0.3), SPEC §4.2. */
   mtpLambda?: ScheduledValue;
   /** Other options passed to every `lossAndGrads` call (attn, balanceAlpha, mtp, ...). */
@@ -183,7 +185,7 @@ export class Trainer {
     for (const [biasName, load] of loads) {
       const bias = this.model.weights.get(biasName);
       if (bias === undefined) throw new InputError(`Trainer: the model reported loads for '${biasName}', which is not among its weights`);
-      if (gamma !== 0) updateRouterBias(bias, load, gamma, { centred: this.opts.biasCentred ?? false });
+      if (gamma !== 0) updateRouterBias(bias, load, gamma, { centred: this.opts.biasCentred ?? false, biasDtype: this.opts.biasDtype ?? 'float32' });
       loadReport.push({ biasName, stats: loadStats(load) });
     }
     this.stepCount++;

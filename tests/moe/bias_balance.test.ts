@@ -18,7 +18,7 @@ describe('updateRouterBias', () => {
         const E = load.length;
         const b0 = Float64Array.from({ length: E }, (_, e) => e * 0.01 - 0.03);
         const b = b0.slice();
-        updateRouterBias(b, load, gamma);
+        updateRouterBias(b, load, gamma, { biasDtype: 'model' }); // the f64 rule; float32: tests/train/bias_dtype.test.ts
         const mean = load.reduce((a, v) => a + v, 0) / E;
         for (let e = 0; e < E; e++) {
           // the sign from exact rational comparison with the mean
@@ -42,8 +42,8 @@ describe('updateRouterBias', () => {
       const rp = gateForward(config, plain, x, N).routing;
       const rc = gateForward(config, centred, x, N).routing;
       expect(Array.from(rc.indices)).toEqual(Array.from(rp.indices));
-      updateRouterBias(plain.e_score_correction_bias!, rp.load, 0.01);
-      updateRouterBias(centred.e_score_correction_bias!, rc.load, 0.01, { centred: true });
+      updateRouterBias(plain.e_score_correction_bias!, rp.load, 0.01, { biasDtype: 'model' });
+      updateRouterBias(centred.e_score_correction_bias!, rc.load, 0.01, { centred: true, biasDtype: 'model' });
       const sum = Array.from(centred.e_score_correction_bias!.data).reduce((a, v) => a + v, 0);
       expect(Math.abs(sum)).toBeLessThan(1e-14); // 8 terms of size ≤ 0.6 in f64
     }
