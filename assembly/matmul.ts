@@ -26,11 +26,25 @@ const KC: i32 = 256;
 const MC: i32 = 128;
 const NC: i32 = 1024;
 
-// Static scratch (the data segment; memory.data sizes must be literals): packed A, packed B,
-// and one 4×8 tile for edge tiles.
-const packedA: usize = memory.data(131072, 16); // MC·KC·4 bytes
-const packedB: usize = memory.data(1048576, 16); // KC·NC·4 bytes
-const edgeTile: usize = memory.data(128, 16); // MR·NR·4 bytes
+// Scratch: packed A, packed B and one 4×8 tile for edge tiles. By default the static data segment (memory.data
+// sizes must be literals); in the threaded build every worker's instance shares the memory, so each points its own
+// globals (per instance) at a region the JS side reserved for it, with setMatmulScratch.
+const SCRATCH_A: i32 = 131072; // MC·KC·4 bytes
+const SCRATCH_B: i32 = 1048576; // KC·NC·4 bytes
+const SCRATCH_TILE: i32 = 128; // MR·NR·4 bytes
+let packedA: usize = memory.data(131072, 16);
+let packedB: usize = memory.data(1048576, 16);
+let edgeTile: usize = memory.data(128, 16);
+
+/** Bytes of one matmul scratch region (for setMatmulScratch). */
+export const MATMUL_SCRATCH_BYTES: i32 = SCRATCH_A + SCRATCH_B + SCRATCH_TILE;
+
+/** Points this instance's matmul scratch at `base` (16-byte aligned, MATMUL_SCRATCH_BYTES long). */
+export function setMatmulScratch(base: usize): void {
+  packedA = base;
+  packedB = base + <usize>SCRATCH_A;
+  edgeTile = base + <usize>(SCRATCH_A + SCRATCH_B);
+}
 
 // c + a·b: fused (one rounding) where the engine supports relaxed SIMD and picks FMA,
 // otherwise a multiply and an add. The relaxed build is compiled with ASC_FEATURE_RELAXED_SIMD.
@@ -225,17 +239,16 @@ const SMALL_M: i32 = 4;
 // The row path keeps a row's KC-slice partial sums in the packed-B buffer (unused when m < 4),
 // in chunks of up to SMALL_W columns; whole rows of B are then streamed in order.
 const SMALL_W: i32 = 262144; // packedB bytes / 4
-const smallRow: usize = packedB;
 
 // 'nn' and 'tn', m < 4: C[i,:] (+)= Σ_p op(A)[i,p]·B[p,:], row updates over contiguous rows of B.
-function matmulSmallRows(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, accumulate: bool): void {
+function matmulSmallRows(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, accumulate: bool, jBegin: i32, jEnd: i32): void {
   for (let i = 0; i < m; i++) {
-    for (let j0 = 0; j0 < n; j0 += SMALL_W) {
-      const w = min(SMALL_W, n - j0);
+    for (let j0 = jBegin; j0 < jEnd; j0 += SMALL_W) {
+      const w = min(SMALL_W, jEnd - j0);
       const ci = c + (<usize>i * n + j0) * 4;
       for (let pc = 0; pc < k; pc += KC) {
         const kc = min(KC, k - pc);
-        memory.fill(smallRow, 0, <usize>w * 4);
+        memory.fill(packedB, 0, <usize>w * 4);
         for (let p = pc; p < pc + kc; p++) {
           const aip = load<f32>(a + (layout == LAYOUT_TN ? <usize>p * m + i : <usize>i * k + p) * 4);
           const va = f32x4.splat(aip);
@@ -243,11 +256,11 @@ function matmulSmallRows(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i
           let j = 0;
           for (; j + 4 <= w; j += 4) {
             const q = <usize>j * 4;
-            v128.store(smallRow + q, madd(va, v128.load(bp + q), v128.load(smallRow + q)));
+            v128.store(packedB + q, madd(va, v128.load(bp + q), v128.load(packedB + q)));
           }
           for (; j < w; j++) {
             const q = <usize>j * 4;
-            store<f32>(smallRow + q, maddScalar(aip, load<f32>(bp + q), load<f32>(smallRow + q)));
+            store<f32>(packedB + q, maddScalar(aip, load<f32>(bp + q), load<f32>(packedB + q)));
           }
         }
         // the first K slice overwrites C unless the caller asked to accumulate
@@ -255,12 +268,12 @@ function matmulSmallRows(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i
         let j = 0;
         for (; j + 4 <= w; j += 4) {
           const q = <usize>j * 4;
-          const sv = v128.load(smallRow + q);
+          const sv = v128.load(packedB + q);
           v128.store(ci + q, add ? f32x4.add(v128.load(ci + q), sv) : sv);
         }
         for (; j < w; j++) {
           const q = <usize>j * 4;
-          const sv = load<f32>(smallRow + q);
+          const sv = load<f32>(packedB + q);
           store<f32>(ci + q, add ? load<f32>(ci + q) + sv : sv);
         }
       }
@@ -299,13 +312,13 @@ function matmulSmallRows(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i
 // 'nt', m < 4: C[i,j] (+)= A[i,:]·B[j,:] over rows of B, sixteen columns j at a time: 4×4 blocks
 // of B (four rows, four p) are transposed in registers so that each lane accumulates its own
 // column in order of p; four independent accumulators hide the multiply-add latency.
-function matmulSmallNT(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, accumulate: bool): void {
+function matmulSmallNT(a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, accumulate: bool, jBegin: i32, jEnd: i32): void {
   const ld = <usize>k * 4;
   for (let i = 0; i < m; i++) {
     const ai = a + <usize>i * k * 4;
     const ci = c + <usize>i * n * 4;
-    for (let j = 0; j < n; j += 16) {
-      const cols = min(16, n - j);
+    for (let j = jBegin; j < jEnd; j += 16) {
+      const cols = min(16, jEnd - j);
       // rows of B past n are read as row j (valid memory; their lanes are never stored)
       const r0 = b + <usize>j * ld;
       const r1 = cols > 1 ? r0 + ld : r0;
@@ -414,19 +427,28 @@ export const PEAK_PROBE_FLOP: i32 = 96;
  * `accumulate` = 0 overwrites C, 1 adds to it.
  */
 export function matmul(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, accumulate: i32): void {
-  if (m <= 0 || n <= 0) return;
+  matmulColumns(layout, a, b, c, m, n, k, accumulate, 0, n);
+}
+
+/**
+ * Columns [jBegin, jEnd) of `matmul` (the rest of C is not touched): how the threaded build splits one product.
+ * Every element is computed exactly as by the whole call (the same K slices, the same order of p, the same
+ * multiply-add), so the result is bit-identical however the columns are split.
+ */
+export function matmulColumns(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, accumulate: i32, jBegin: i32, jEnd: i32): void {
+  if (m <= 0 || jEnd <= jBegin) return;
+  const ldc = <usize>n * 4;
   if (k <= 0) {
-    if (!accumulate) memory.fill(c, 0, <usize>m * n * 4);
+    if (!accumulate) for (let i = 0; i < m; i++) memory.fill(c + <usize>i * ldc + <usize>jBegin * 4, 0, <usize>(jEnd - jBegin) * 4);
     return;
   }
   if (m < SMALL_M) {
-    if (layout == LAYOUT_NT) matmulSmallNT(a, b, c, m, n, k, accumulate != 0);
-    else matmulSmallRows(layout, a, b, c, m, n, k, accumulate != 0);
+    if (layout == LAYOUT_NT) matmulSmallNT(a, b, c, m, n, k, accumulate != 0, jBegin, jEnd);
+    else matmulSmallRows(layout, a, b, c, m, n, k, accumulate != 0, jBegin, jEnd);
     return;
   }
-  const ldc = <usize>n * 4;
-  for (let jc = 0; jc < n; jc += NC) {
-    const nc = min(NC, n - jc);
+  for (let jc = jBegin; jc < jEnd; jc += NC) {
+    const nc = min(NC, jEnd - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min(KC, k - pc);
       packB(layout, b, n, k, jc, nc, pc, kc);

@@ -15,6 +15,8 @@ export type { Fp8Kernels, Fp8OutDType } from './fp8.js';
 export interface BackendInfo {
   float32: string;
   float64: string;
+  /** Threads the f32 matmul runs on (1 unless `useBackend('wasm', { threads })` started a pool; f64 is always 1). */
+  threads: number;
 }
 
 /** Backends `useBackend` accepts: the plain-TypeScript kernels or the WebAssembly SIMD kernels. */
@@ -34,7 +36,8 @@ export function kernelsFor(dtype: DType): Kernels {
 
 /** Reports which implementation runs for f32 and for f64. */
 export function backendInfo(): BackendInfo {
-  return { float32: float32Kernels.name, float64: jsKernels.name };
+  const threads = (float32Kernels as Partial<WasmKernels>).threads ?? 1;
+  return { float32: float32Kernels.name, float64: jsKernels.name, threads };
 }
 
 /**
@@ -43,26 +46,41 @@ export function backendInfo(): BackendInfo {
  * `(await createWasmKernels()).matmul('nt', x, w, y, rows, out, in)`. Same options and errors
  * as {@link useBackend}; the result's `name` says which build runs.
  */
-export async function createWasmKernels(options: { variant?: WasmVariant } = {}): Promise<WasmKernels> {
+export async function createWasmKernels(options: WasmOptions = {}): Promise<WasmKernels> {
   const { loadWasmKernels } = await import('./wasm.js');
   return loadWasmKernels(options);
+}
+
+/**
+ * Options of the wasm backend. `variant` picks the build (see {@link WasmVariant}). `threads` (default 1) runs the
+ * f32 matmul on that many threads (a worker pool over one shared WebAssembly.Memory) where the engine allows it: in
+ * Node; in browsers the kernels run on one thread (docs/kernels.md says why) and `backendInfo().threads` reports 1.
+ * Results are bit-identical for every thread count.
+ */
+export interface WasmOptions {
+  variant?: WasmVariant;
+  threads?: number;
 }
 
 /**
  * Selects the backend for f32 work. `'wasm'` instantiates the WebAssembly SIMD kernels (by
  * default the relaxed-SIMD build when the engine validates it; `options.variant` forces one) and
  * throws a `BackendError` if the engine has no SIMD: it never falls back silently. The returned
- * {@link BackendInfo} names the implementation that now runs.
+ * {@link BackendInfo} names the implementation that now runs and its thread count. The previous
+ * wasm backend's worker threads, if any, are stopped.
  */
-export async function useBackend(name: BackendName, options: { variant?: WasmVariant } = {}): Promise<BackendInfo> {
+export async function useBackend(name: BackendName, options: WasmOptions = {}): Promise<BackendInfo> {
+  let next: Kernels;
   if (name === 'js') {
-    float32Kernels = jsKernels;
+    next = jsKernels;
   } else if (name === 'wasm') {
     // loaded on demand: the embedded binaries stay out of bundles that never use them
     const { loadWasmKernels } = await import('./wasm.js');
-    float32Kernels = await loadWasmKernels(options);
+    next = await loadWasmKernels(options);
   } else {
     throw new BackendError(`unknown backend '${String(name)}': expected 'js' or 'wasm'`);
   }
+  if (next !== float32Kernels) (float32Kernels as Partial<WasmKernels>).close?.();
+  float32Kernels = next;
   return backendInfo();
 }

@@ -4,7 +4,14 @@ import type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
 import { WasmArena } from './wasm_arena.js';
 import type { Fp8Kernels } from './fp8_js.js';
 import { makeWasmFp8, type Fp8Exports } from './wasm_fp8.js';
-import { WASM_RELAXED_SIMD_BASE64, WASM_SIMD_BASE64 } from './wasm_bytes.generated.js';
+import {
+  WASM_RELAXED_SIMD_BASE64,
+  WASM_RELAXED_SIMD_SHARED_BASE64,
+  WASM_SHARED_INITIAL_PAGES,
+  WASM_SIMD_BASE64,
+  WASM_SIMD_SHARED_BASE64,
+} from './wasm_bytes.generated.js';
+import type { MatmulPool } from './wasm_threads_node.js';
 
 /** Name a wasm kernel set reports: the plain 128-bit SIMD build or the relaxed-SIMD build. */
 export type WasmKernelsName = 'wasm-simd' | 'wasm-relaxed-simd';
@@ -17,6 +24,10 @@ export interface WasmKernels extends Kernels {
   readonly name: WasmKernelsName;
   /** Current size of this instance's linear memory in bytes (it grows to the largest call, never per call). */
   memoryBytes(): number;
+  /** Threads the matmul runs on (1, or the `threads` option where the engine allows it; see loadWasmKernels). */
+  readonly threads: number;
+  /** Stops this instance's worker threads, if any (useBackend calls it when it replaces the backend). */
+  close(): void;
   /** The FP8 / bf16 emulation kernels on this instance (src/kernels/wasm_fp8.ts); src/kernels/fp8.ts dispatches here. */
   readonly fp8: Fp8Kernels;
 }
@@ -33,8 +44,10 @@ export function wasmSupport(): { simd: boolean; relaxedSimd: boolean } {
  * Throws a `BackendError` if the engine lacks WebAssembly SIMD, or lacks relaxed SIMD when
  * `'relaxed-simd'` is requested: there is no silent fallback.
  */
-export async function loadWasmKernels(options: { variant?: WasmVariant } = {}): Promise<WasmKernels> {
+export async function loadWasmKernels(options: { variant?: WasmVariant; threads?: number } = {}): Promise<WasmKernels> {
   const variant = options.variant ?? 'auto';
+  const threads = options.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new BackendError(`wasm kernels: threads must be an integer in [1, 64], got ${String(threads)}`);
   const support = wasmSupport();
   if (!support.simd) {
     throw new BackendError('this JavaScript engine does not support WebAssembly 128-bit SIMD; use the js backend');
@@ -54,14 +67,52 @@ export async function loadWasmKernels(options: { variant?: WasmVariant } = {}): 
   } else {
     throw new BackendError(`unknown wasm variant '${String(variant)}': expected 'auto', 'simd' or 'relaxed-simd'`);
   }
+  const name = relaxed ? 'wasm-relaxed-simd' : 'wasm-simd';
+  if (threads > 1 && threadsAvailable()) return loadThreaded(relaxed, name, threads);
   const { instance } = await WebAssembly.instantiate(relaxed ? relaxedBytes() : simdBytes(), {});
-  return makeWasmKernels(instance.exports as unknown as WasmExports, relaxed ? 'wasm-relaxed-simd' : 'wasm-simd');
+  const ex = instance.exports as unknown as WasmExports;
+  return makeWasmKernels(ex, name, ex.heapBase(), null);
+}
+
+/**
+ * Whether this engine can run the matmul on worker threads: Node (worker_threads, and the main thread may block in
+ * Atomics.wait) with SharedArrayBuffer. Browsers are not supported yet: a page's main thread may not block, so the
+ * model (synchronous) would have to run in a worker of a cross-origin-isolated page; there the kernels run on one
+ * thread and report `threads: 1` (docs/kernels.md).
+ */
+function threadsAvailable(): boolean {
+  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return typeof SharedArrayBuffer === 'function' && typeof Atomics === 'object' && typeof proc?.versions?.node === 'string';
+}
+
+// The shared-memory build on a fresh shared memory: the calling thread's instance plus a worker pool; each worker's
+// matmul scratch (packed panels) is reserved right after the static data, and the arena starts above them.
+async function loadThreaded(relaxed: boolean, name: WasmKernelsName, threads: number): Promise<WasmKernels> {
+  const module = await WebAssembly.compile(relaxed ? relaxedSharedBytes() : simdSharedBytes());
+  const memory = new WebAssembly.Memory({ initial: WASM_SHARED_INITIAL_PAGES, maximum: 65536, shared: true });
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const ex = instance.exports as unknown as WasmExports;
+  const scratchBytes = align16(ex.MATMUL_SCRATCH_BYTES.value as number);
+  const scratch = Array.from({ length: threads - 1 }, (_, i) => align16(ex.heapBase()) + i * scratchBytes);
+  const base = align16(ex.heapBase()) + (threads - 1) * scratchBytes;
+  if (base > memory.buffer.byteLength) memory.grow(Math.ceil((base - memory.buffer.byteLength) / 65536));
+  // a computed specifier: bundlers for the browser do not follow it into node:worker_threads
+  const poolModule = './wasm_threads_node.js';
+  const { createMatmulPool } = (await import(/* @vite-ignore */ poolModule)) as typeof import('./wasm_threads_node.js');
+  const pool = await createMatmulPool(module, memory, ex, scratch, threads);
+  return makeWasmKernels(ex, name, base, pool);
+}
+
+function align16(x: number): number {
+  return Math.ceil(x / 16) * 16;
 }
 
 let simdCache: Uint8Array<ArrayBuffer> | undefined;
 let relaxedCache: Uint8Array<ArrayBuffer> | undefined;
 const simdBytes = (): Uint8Array<ArrayBuffer> => (simdCache ??= decodeBase64(WASM_SIMD_BASE64));
 const relaxedBytes = (): Uint8Array<ArrayBuffer> => (relaxedCache ??= decodeBase64(WASM_RELAXED_SIMD_BASE64));
+const simdSharedBytes = (): Uint8Array<ArrayBuffer> => decodeBase64(WASM_SIMD_SHARED_BASE64);
+const relaxedSharedBytes = (): Uint8Array<ArrayBuffer> => decodeBase64(WASM_RELAXED_SIMD_SHARED_BASE64);
 
 // `atob` exists in browsers and in Node ≥ 16, so no Buffer (keeps the module browser-safe).
 function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
@@ -80,6 +131,8 @@ interface WasmExports {
   LAYOUT_NT: WebAssembly.Global;
   LAYOUT_TN: WebAssembly.Global;
   matmul(layout: number, a: number, b: number, c: number, m: number, n: number, k: number, accumulate: number): void;
+  matmulColumns(layout: number, a: number, b: number, c: number, m: number, n: number, k: number, accumulate: number, jBegin: number, jEnd: number): void;
+  MATMUL_SCRATCH_BYTES: WebAssembly.Global;
   softmaxForward(x: number, y: number, rows: number, cols: number): number;
   softmaxBackward(y: number, dy: number, dx: number, rows: number, cols: number): void;
   rmsnormForward(x: number, w: number, y: number, rstd: number, rows: number, cols: number, eps: number): void;
@@ -160,11 +213,11 @@ class KernelCall {
   }
 }
 
-function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
+function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, pool: MatmulPool | null): WasmKernels {
   if ((ex.relaxedSimd() === 1) !== (name === 'wasm-relaxed-simd')) {
     throw new BackendError(`the embedded ${name} binary reports relaxedSimd() = ${ex.relaxedSimd()}; rebuild with npm run build:wasm`);
   }
-  const arena = new WasmArena(ex.memory, ex.heapBase());
+  const arena = new WasmArena(ex.memory, base);
   const layoutCode: Record<MatmulLayout, number> = { nn: ex.LAYOUT_NN.value, nt: ex.LAYOUT_NT.value, tn: ex.LAYOUT_TN.value };
   const call = (kernel: string): KernelCall => new KernelCall(arena, kernel);
 
@@ -192,6 +245,10 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
     const pb = cl.input(b, 'b', (batch - 1) * bStride + k * n);
     const pc = accumulate ? cl.inout(c, 'c', batch * m * n) : cl.output(c, 'c', batch * m * n);
     cl.run(() => {
+      if (pool) {
+        pool.matmul({ layout: code, a: pa, b: pb, c: pc, batch, m, n, k, accumulate: accumulate ? 1 : 0, aStride: 4 * m * k, bStride: 4 * bStride, cStride: 4 * m * n });
+        return;
+      }
       for (let i = 0; i < batch; i++) {
         ex.matmul(code, pa + 4 * i * m * k, pb + 4 * i * bStride, pc + 4 * i * m * n, m, n, k, accumulate ? 1 : 0);
       }
@@ -201,6 +258,8 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName): WasmKernels {
   return {
     name,
     memoryBytes: () => arena.byteLength(),
+    threads: pool ? pool.threads : 1,
+    close: () => pool?.close(),
     fp8: makeWasmFp8(ex as unknown as Fp8Exports, arena, name),
 
     matmul<T extends FloatArray>(layout: MatmulLayout, a: T, b: T, c: T, m: number, n: number, k: number, accumulate = false): void {

@@ -9,7 +9,7 @@ describe('backend selection reports which implementation runs', () => {
   });
 
   it('defaults to js for f32 and f64', () => {
-    expect(backendInfo()).toEqual({ float32: 'js', float64: 'js' });
+    expect(backendInfo()).toEqual({ float32: 'js', float64: 'js', threads: 1 });
     expect(kernelsFor('float32').name).toBe('js');
   });
 
@@ -20,7 +20,7 @@ describe('backend selection reports which implementation runs', () => {
   it(`useBackend('wasm') runs ${autoName} here (the engine's best); f64 stays js`, async () => {
     expect(wasmSupport().simd).toBe(true);
     const info = await useBackend('wasm');
-    expect(info).toEqual({ float32: autoName, float64: 'js' });
+    expect(info).toEqual({ float32: autoName, float64: 'js', threads: 1 });
     expect(backendInfo()).toEqual(info);
     expect(kernelsFor('float32').name).toBe(autoName);
     expect(kernelsFor('float64').name).toBe('js');

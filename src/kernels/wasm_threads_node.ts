@@ -1,0 +1,158 @@
+/**
+ * The matmul worker pool of the threaded wasm kernels, Node only (`worker_threads`; loaded by src/kernels/wasm.ts
+ * on demand). Every worker instantiates the shared-memory build on the one shared `WebAssembly.Memory`, points its
+ * matmul scratch at its own region, and waits on a control block (a SharedArrayBuffer): the caller writes a job
+ * (operand addresses, shapes, and each participant's range), bumps a generation counter and wakes the workers with
+ * Atomics.notify, runs its own range, then blocks in Atomics.wait until every worker has counted itself done.
+ *
+ * Ranges split the output, never the reduction: whole batch items when there are at least as many as threads, else
+ * column ranges of C (multiples of 16). Each element is computed exactly as the one-thread call computes it
+ * (assembly/matmul.ts, matmulColumns), so results are bit-identical for any thread count.
+ */
+import { Worker } from 'node:worker_threads';
+import { BackendError } from '../errors.js';
+
+/** What the pool calls in the caller's instance: the column-range matmul. */
+export interface ColumnMatmul {
+  matmulColumns(layout: number, a: number, b: number, c: number, m: number, n: number, k: number, accumulate: number, jBegin: number, jEnd: number): void;
+}
+
+/** One (batched) product in wasm memory: byte addresses and byte strides between batch items. */
+export interface MatmulJob {
+  layout: number;
+  a: number;
+  b: number;
+  c: number;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  accumulate: number;
+  aStride: number;
+  bStride: number;
+  cStride: number;
+}
+
+/** A started pool: `threads` participants including the calling thread. */
+export interface MatmulPool {
+  readonly threads: number;
+  /** Runs the job split over all participants; returns when every part is done. */
+  matmul(job: MatmulJob): void;
+  /** Stops the workers (the pool is unusable afterwards). */
+  close(): void;
+}
+
+// control block (Int32): generation, done count, stop flag, error flag
+const GEN = 0;
+const DONE = 1;
+const STOP = 2;
+const ERROR = 3;
+// job block (Float64): the 12 job fields, the split kind (0 batch items, 1 columns), then [lo, hi) per participant
+const FIELDS = 12;
+const KIND = FIELDS;
+const RANGES = FIELDS + 1;
+
+// Products below this many flop run on the calling thread alone: waking the workers costs tens of µs.
+const MIN_PARALLEL_FLOP = 2 ** 21;
+
+// The worker: CommonJS (eval), the same column loop as runRange below.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { module, memory, ctrl, job, scratch, id } = workerData;
+const ex = new WebAssembly.Instance(module, { env: { memory, abort() { throw new Error('wasm abort'); } } }).exports;
+ex.setMatmulScratch(scratch);
+const c = new Int32Array(ctrl);
+const p = new Float64Array(job);
+let gen = 0;
+parentPort.postMessage('ready');
+for (;;) {
+  Atomics.wait(c, ${GEN}, gen);
+  gen = Atomics.load(c, ${GEN});
+  if (Atomics.load(c, ${STOP}) === 1) break;
+  try {
+    const lo = p[${RANGES} + 2 * id], hi = p[${RANGES} + 2 * id + 1];
+    if (p[${KIND}] === 0) {
+      for (let i = lo; i < hi; i++) ex.matmulColumns(p[0], p[1] + i * p[9], p[2] + i * p[10], p[3] + i * p[11], p[5], p[6], p[7], p[8], 0, p[6]);
+    } else {
+      for (let i = 0; i < p[4]; i++) ex.matmulColumns(p[0], p[1] + i * p[9], p[2] + i * p[10], p[3] + i * p[11], p[5], p[6], p[7], p[8], lo, hi);
+    }
+  } catch (e) {
+    Atomics.store(c, ${ERROR}, 1);
+  }
+  Atomics.add(c, ${DONE}, 1);
+  Atomics.notify(c, ${DONE});
+}
+`;
+
+/**
+ * Starts `threads − 1` workers on `module` (a shared-memory build) and `memory`; `scratch[w − 1]` is worker w's
+ * scratch region (assembly/matmul.ts MATMUL_SCRATCH_BYTES). `main` is the caller's instance.
+ */
+export async function createMatmulPool(module: WebAssembly.Module, memory: WebAssembly.Memory, main: ColumnMatmul, scratch: number[], threads: number): Promise<MatmulPool> {
+  const ctrl = new SharedArrayBuffer(4 * 4);
+  const jobBuf = new SharedArrayBuffer(8 * (RANGES + 2 * threads));
+  const c = new Int32Array(ctrl);
+  const p = new Float64Array(jobBuf);
+  const workers: Worker[] = [];
+  const ready: Promise<void>[] = [];
+  for (let id = 1; id < threads; id++) {
+    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, ctrl, job: jobBuf, scratch: scratch[id - 1], id } });
+    ready.push(
+      new Promise<void>((resolve, reject) => {
+        w.once('message', () => resolve());
+        w.once('error', (e) => reject(new BackendError(`wasm kernels: worker ${id} failed to start: ${e.message}`)));
+      }),
+    );
+    workers.push(w);
+  }
+  await Promise.all(ready);
+  for (const w of workers) w.unref(); // once started, a pool never keeps the process alive
+  let closed = false;
+
+  function runRange(job: MatmulJob, kind: number, lo: number, hi: number): void {
+    const { layout, a, b, c: cc, batch, m, n, k, accumulate, aStride, bStride, cStride } = job;
+    if (kind === 0) {
+      for (let i = lo; i < hi; i++) main.matmulColumns(layout, a + i * aStride, b + i * bStride, cc + i * cStride, m, n, k, accumulate, 0, n);
+    } else {
+      for (let i = 0; i < batch; i++) main.matmulColumns(layout, a + i * aStride, b + i * bStride, cc + i * cStride, m, n, k, accumulate, lo, hi);
+    }
+  }
+
+  return {
+    threads,
+    matmul(job: MatmulJob): void {
+      if (closed) throw new BackendError('wasm kernels: this thread pool was closed (useBackend was called again)');
+      const { batch, m, n, k } = job;
+      if (2 * batch * m * n * k < MIN_PARALLEL_FLOP) {
+        runRange(job, 0, 0, batch);
+        return;
+      }
+      // batch items if there are enough, else columns in multiples of 16 (whole micro-kernel and decode-path tiles)
+      const kind = batch >= threads ? 0 : 1;
+      const chunk = kind === 0 ? 0 : Math.ceil(n / threads / 16) * 16;
+      const f = [job.layout, job.a, job.b, job.c, batch, m, n, k, job.accumulate, job.aStride, job.bStride, job.cStride];
+      for (let i = 0; i < FIELDS; i++) p[i] = f[i]!;
+      p[KIND] = kind;
+      for (let w = 0; w < threads; w++) {
+        const lo = kind === 0 ? Math.floor((w * batch) / threads) : Math.min(n, w * chunk);
+        const hi = kind === 0 ? Math.floor(((w + 1) * batch) / threads) : Math.min(n, lo + chunk);
+        p[RANGES + 2 * w] = lo;
+        p[RANGES + 2 * w + 1] = hi;
+      }
+      Atomics.store(c, DONE, 0);
+      Atomics.store(c, ERROR, 0);
+      Atomics.add(c, GEN, 1);
+      Atomics.notify(c, GEN);
+      runRange(job, kind, p[RANGES]!, p[RANGES + 1]!);
+      for (let d = Atomics.load(c, DONE); d < threads - 1; d = Atomics.load(c, DONE)) Atomics.wait(c, DONE, d);
+      if (Atomics.load(c, ERROR) !== 0) throw new BackendError('wasm kernels: a matmul worker failed (wasm trap); the result is invalid');
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      Atomics.store(c, STOP, 1);
+      Atomics.add(c, GEN, 1);
+      Atomics.notify(c, GEN);
+    },
+  };
+}
