@@ -13,10 +13,12 @@
  * (cosdiff = ‖a−b‖²/(‖a‖²+‖b‖²), so its square root is on the RMS scale). The first tensor over k is the first
  * divergent one.
  *
- * Routing is compared as sets against the truth. A token whose set differs is a near-tie when the exact run's
- * decision margin is within the noise a backend k times noisier than the profile can have — expert margin
- * ≤ 2kσ (two scores, each off by up to kσ), group margin ≤ 4kσ (sums of two) with σ the profile's largest score
- * error at that token — and a failure otherwise. A near-tie token ran another expert, so its row and the later
+ * Routing is compared as sets against the truth. A token whose set differs is a near-tie when every expert the
+ * other run chose instead lies within the noise a backend k times noisier than the profile can have of the exact
+ * run's decision boundary — its biased score within 2kσ of the lowest chosen one (two scores, each off by up to
+ * kσ), and, if its group was cut, its group score within 4kσ of the lowest kept group (sums of two) — with σ the
+ * profile's largest score error at that token (at least a bf16 half-ulp); otherwise it is a failure. The report
+ * gives the token's decision margins (k-th vs (k+1)-th score, topk_group-th vs next group). A near-tie token ran another expert, so its row and the later
  * positions of its sequence (causal attention carries the difference) are left out of every later tensor; the
  * same holds for tokens where the profile itself chose another set (its noise there is not a noise estimate).
  */
@@ -41,7 +43,7 @@ import {
 } from './compare.js';
 import { globToRegExp } from './glob.js';
 import { ropeDeinterleave, ROPE_LAYOUT_GLOBS } from './names.js';
-import { canonicalRouting, routingMargins, type RouterShape } from './routing_sets.js';
+import { canonicalRouting, routingMargins, withinDecisionNoise, type RouterShape } from './routing_sets.js';
 import { gridFromTrace, layerOfName, rowLayout, type TokenGrid } from './rows.js';
 
 /**
@@ -436,7 +438,8 @@ function compareRouting(
       if (tb >= 0) exclusions.push({ b: tb, s: ts, layer });
       continue;
     }
-    const margins = routingMargins(biased(tScores!, row, E, bias), router!.shape, bias !== undefined);
+    const sel = biased(tScores!, row, E, bias);
+    const margins = routingMargins(sel, router!.shape, bias !== undefined);
     let sigma = 0;
     let smax = 0;
     for (let e = 0; e < E; e++) {
@@ -444,12 +447,13 @@ function compareRouting(
       if (qScores !== null) sigma = Math.max(sigma, Math.abs(qScores[row * E + e]! - tScores![row * E + e]!));
     }
     sigma = Math.max(sigma, halfUlpBF16(smax));
-    const tie = Math.min(margins.expert / (2 * sigma), margins.group / (4 * sigma)) <= k;
     const sides: ('reference' | 'profile')[] = [...(refDiffers ? (['reference'] as const) : []), ...(profDiffers ? (['profile'] as const) : [])];
     for (const side of sides) {
       const other = rowOf(side === 'reference' ? b : qa!, row, K);
+      // a near-tie: the experts chosen instead sit within k× the profile's score noise of the decision boundary
+      const tie = withinDecisionNoise(sel, router!.shape, bias !== undefined, rowOf(a, row, K), other, k * sigma);
       if (side === 'reference' && !tie) {
-        clear.push(`row ${row} [${token.join(', ')}]: experts ${rowOf(a, row, K).join(',')} vs ${other.join(',')}, margins expert ${fmt(margins.expert)} group ${fmt(margins.group)} > ${k}× noise ${fmt(sigma)}`);
+        clear.push(`row ${row} [${token.join(', ')}]: experts ${rowOf(a, row, K).join(',')} vs ${other.join(',')} beyond ${k}× the score noise ${fmt(sigma)} (margins expert ${fmt(margins.expert)}, group ${fmt(margins.group)})`);
       } else {
         nearTies.push({ name, side, row, token, margins, noise: sigma, exact: rowOf(a, row, K), other });
       }

@@ -122,3 +122,37 @@ export function routingMargins(sel: ArrayLike<number>, r: RouterShape, hasBias: 
   const expert = v.length > K ? v[K - 1]! - v[K]! : Infinity;
   return { expert, group };
 }
+
+/**
+ * Whether another expert set is explained by noise of size `tol` on each biased score: every expert of `other`
+ * that `exact` lacks scores within 2·tol of the lowest chosen ŝ (two scores each off by up to tol), and, when its
+ * group was cut, its group score is within 4·tol of the lowest kept group score (sums of two scores). A set from
+ * far outside the boundary — e.g. experts of a masked group picked by a 0 mask — is not a near-tie, however small
+ * the token's own margins are.
+ */
+export function withinDecisionNoise(sel: ArrayLike<number>, r: RouterShape, hasBias: boolean, exact: readonly number[], other: readonly number[], tol: number): boolean {
+  const E = r.nRoutedExperts;
+  const G = r.nGroup;
+  const per = E / G;
+  const grouped = G > 1 && r.topkGroup < G;
+  const gs = Array.from({ length: G }, (_, g) => {
+    const v = Array.from({ length: per }, (_, j) => sel[g * per + j]!).sort((a, b) => b - a);
+    return hasBias ? v[0]! + (v[1] ?? 0) : v[0]!;
+  });
+  const keptGroups = new Set(
+    gs
+      .map((v, g) => [v, g] as const)
+      .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+      .slice(0, grouped ? r.topkGroup : G)
+      .map(([, g]) => g),
+  );
+  const gsMin = Math.min(...[...keptGroups].map((g) => gs[g]!));
+  const sK = Math.min(...exact.map((e) => sel[e]!));
+  for (const e of other) {
+    if (exact.includes(e)) continue;
+    if (sK - sel[e]! > 2 * tol) return false;
+    const g = Math.floor(e / per);
+    if (grouped && !keptGroups.has(g) && gsMin - gs[g]! > 4 * tol) return false;
+  }
+  return true;
+}

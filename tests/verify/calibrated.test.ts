@@ -126,7 +126,7 @@ describe('compareCalibrated routing: near-ties and the rows they leave out', () 
   const E = 4;
   const router = { shape: { nRoutedExperts: E, nGroup: 1, topkGroup: 1, numExpertsPerTok: 1 }, bias: () => undefined };
   const scores = Array.from({ length: N }, (_, t) => (t === 3 ? [0.6, 0.5999, 0.1, 0.2] : [0.9, 0.1, 0.2, 0.3]));
-  const noisy = scores.map((row) => row.map((v) => v + 0.001)); // profile score noise σ = 1e-3
+  const noisy = scores.map((row) => row.map((v) => v + 0.001)); // profile score error 1e-3, below the bf16 half-ulp of 0.9 (1.95e-3), so σ = 1.95e-3
   const chosen = scores.map((row) => [row.indexOf(Math.max(...row))]);
   const emb = Float64Array.from({ length: N * d }, (_, i) => Math.sin(i));
   const later = Float64Array.from({ length: N * d }, (_, i) => Math.cos(i));
@@ -166,7 +166,7 @@ describe('compareCalibrated routing: near-ties and the rows they leave out', () 
   it('a flip with a clear margin fails at gate:indices, naming the token and margins', () => {
     const r = compareCalibrated(truth, noise, flipped(5, 3), { numerics: 'official-bf16', router });
     expect(r.firstDivergent).toBe('model.layers.1.mlp.gate:indices');
-    expect(r.results.find((x) => x.name === r.firstDivergent)!.reasons[0]).toMatch(/1 of 12 rows select a different expert set beyond the noise: row 5 \[0, 5\]: experts 0 vs 3, margins expert 6\.00e-1/);
+    expect(r.results.find((x) => x.name === r.firstDivergent)!.reasons[0]).toMatch(/1 of 12 rows select a different expert set beyond the noise: row 5 \[0, 5\]: experts 0 vs 3 beyond 4× the score noise 1\.95e-3 \(margins expert 6\.00e-1/);
   });
 
   it('without a router the near-tie cannot be judged: the flip fails', () => {

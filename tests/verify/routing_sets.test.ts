@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compareTraces, type ComparableTensor } from '../../src/verify/compare.js';
-import { routingMargins, sortRoutingRows, type RouterShape } from '../../src/verify/routing_sets.js';
+import { routingMargins, sortRoutingRows, withinDecisionNoise, type RouterShape } from '../../src/verify/routing_sets.js';
 
 const routingArb = fc
   .record({ N: fc.integer({ min: 1, max: 6 }), E: fc.integer({ min: 2, max: 9 }) })
@@ -125,5 +125,19 @@ describe('routingMargins', () => {
     expect(choose([0.1, 0.9, 0.5, 0.5 + 1e-9, 0.2], flat, false)).toEqual([1, 3]);
     // K = E: nothing left to swap in
     expect(routingMargins([1, 2], { nRoutedExperts: 2, nGroup: 1, topkGroup: 1, numExpertsPerTok: 2 }, false).expert).toBe(Infinity);
+  });
+});
+
+describe('withinDecisionNoise', () => {
+  // 3 groups of 2, keep 2 groups, top-2, with a bias (group score = top-2 sum)
+  const shape: RouterShape = { nRoutedExperts: 6, nGroup: 3, topkGroup: 2, numExpertsPerTok: 2 };
+  const sel = [0.1, 0.05, 0.62, 0.3, 0.6, 0.4]; // groups: 0.15, 0.92, 1.0 → keep 2 and 1; choose 2 (0.62) and 4 (0.6)
+  it('a swap at the boundary is within the noise; experts from a cut group far below are not', () => {
+    expect(choose(sel, shape, true)).toEqual([2, 4]);
+    expect(withinDecisionNoise(sel, shape, true, [2, 4], [2, 5], 0.1)).toBe(true); // 0.6 − 0.4 = 0.2 ≤ 2·0.1
+    expect(withinDecisionNoise(sel, shape, true, [2, 4], [2, 5], 0.09)).toBe(false);
+    // a 0 group mask picks experts 0, 1 of the cut group 0: group score 0.15 is 0.77 below the kept 0.92
+    expect(withinDecisionNoise(sel, shape, true, [2, 4], [0, 1], 0.2)).toBe(false);
+    expect(withinDecisionNoise(sel, shape, true, [2, 4], [2, 4], 0)).toBe(true);
   });
 });
