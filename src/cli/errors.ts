@@ -20,11 +20,23 @@ export class CliUsageError extends DeepSeekError {}
 
 const FS_INPUT_CODES = new Set(['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR', 'EPERM', 'EEXIST', 'ENOSPC', 'EROFS']);
 
+/** One phrasing per file-system failure, after the path (`nope.json: no such file`, as the library's own errors say). */
+const FS_PHRASES: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'is a directory, expected a file',
+  ENOTDIR: 'a parent of this path is not a directory',
+  EEXIST: 'already exists',
+  ENOSPC: 'no space left on the device',
+  EROFS: 'read-only file system',
+};
+
 /** How an error maps to an exit code and a one-line message. */
 function classifyError(err: unknown): { code: number; message: string } {
   if (err instanceof CommanderError) {
     // commander already printed its message; help and version are successes
-    const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
+    const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || (err.code === 'commander.help' && err.exitCode === 0);
     return { code: ok ? EXIT.OK : EXIT.USAGE, message: '' };
   }
   if (err instanceof BackendError) return { code: EXIT.USAGE, message: err.message };
@@ -33,7 +45,7 @@ function classifyError(err: unknown): { code: number; message: string } {
   if (err instanceof DeepSeekError) return { code: EXIT.USAGE, message: err.message };
   const e = err as { code?: unknown; message?: unknown; path?: unknown };
   if (typeof e?.code === 'string' && FS_INPUT_CODES.has(e.code)) {
-    return { code: EXIT.USAGE, message: String(e.message ?? e.code) };
+    return { code: EXIT.USAGE, message: typeof e.path === 'string' ? `${e.path}: ${FS_PHRASES[e.code] ?? e.code}` : String(e.message ?? e.code) };
   }
   if (err instanceof SyntaxError) return { code: EXIT.USAGE, message: `malformed JSON: ${err.message}` };
   const msg = err instanceof Error ? err.message : String(err);

@@ -4,17 +4,20 @@
  */
 import { NUMERICS_PROFILES, type NumericsProfile } from '../model/numerics.js';
 import { readFileSync } from 'node:fs';
+import { Option } from 'commander';
 import { InputError } from '../errors.js';
 import { preview } from '../preview.js';
 import type { AttnImpl } from '../model/attention.js';
 import type { DType } from '../tensor.js';
 import { CliUsageError } from './errors.js';
+import { checkInputFile, jsonInputLimit } from './resources.js';
 
 /**
  * Reads token ids from a JSON file: `[[1, 2, 3], [4, 5, 6]]` (rows of equal length), a single
  * row `[1, 2, 3]`, or an object with `input_ids` (or `ids`) holding either.
  */
 export function readIdsFile(path: string): number[][] {
+  checkInputFile(path, jsonInputLimit(), 'an ids file');
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
@@ -66,11 +69,11 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** Parses `--dtype`. */
+/** Parses `--dtype`: `f32 | f64` (the help texts' spelling; `float32 | float64`, the API's, are accepted too). */
 export function parseDType(v: string): DType {
   if (v === 'float32' || v === 'f32') return 'float32';
   if (v === 'float64' || v === 'f64') return 'float64';
-  throw new CliUsageError(`--dtype must be float32 or float64, got '${v}'`);
+  throw new CliUsageError(`--dtype must be f32 or f64, got '${v}'`);
 }
 
 /** Parses `--numerics` (exact | official-bf16 | official-fp8 | official-fp8-ue8m0). */
@@ -81,6 +84,11 @@ export function parseNumerics(v: string): NumericsProfile {
 
 /** Help text of `--numerics`. */
 export const NUMERICS_HELP = `numerics profile: ${NUMERICS_PROFILES.join(' | ')} (official-*: emulate the official GPU inference in bf16/FP8, docs/numerics-profiles.md)`;
+
+/** The `--dtype` option (default f32), spelled `f32 | f64` in the help like every command's. */
+export function dtypeOption(): Option {
+  return new Option('--dtype <dtype>', 'compute precision: f32 | f64').argParser(parseDType).default('float32' as DType, 'f32');
+}
 
 /** Parses `--attn`. */
 export function parseAttn(v: string): AttnImpl {

@@ -5,7 +5,7 @@
  * (0 ok, 1 verify/diff mismatch, 2 usage/input error, 3 internal error).
  */
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, type Option } from 'commander';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerDiffCommand } from './commands/diff.js';
@@ -18,7 +18,8 @@ import { registerTokenizeCommands } from './commands/tokenize.js';
 import { registerTraceCommand } from './commands/trace.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerVerifyCommand } from './commands/verify.js';
-import { reportError } from './errors.js';
+import { EXIT, reportError } from './errors.js';
+import { setGuardFlags, type GuardFlags } from './resources.js';
 
 function packageVersion(): string {
   try {
@@ -29,6 +30,25 @@ function packageVersion(): string {
   }
 }
 
+/** commander's error text as one line: its "(Did you mean …?)" hint goes on the same line. */
+function oneLine(str: string): string {
+  return str.trim().replace(/\s*\n\s*/g, ' ');
+}
+
+/**
+ * Makes the required options of `cmd` checked after the unknown-option check: commander reports a missing
+ * required option before an unknown one, so `--modle` would read "required option '--model <dir>' not
+ * specified" without naming the typo.
+ */
+function checkRequiredAfterUnknown(cmd: Command): void {
+  const required: Option[] = cmd.options.filter((o) => o.mandatory);
+  for (const o of required) o.mandatory = false;
+  cmd.hook('preAction', (c) => {
+    const missing = required.find((o) => c.getOptionValue(o.attributeName()) === undefined);
+    if (missing) c.error(`error: required option '${missing.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: EXIT.USAGE });
+  });
+}
+
 /** Builds the program with every subcommand registered (exported for tests and embedding). */
 function buildProgram(): Command {
   const program = new Command('dsv3');
@@ -36,7 +56,7 @@ function buildProgram(): Command {
     .description('DeepSeek-V3 reference implementation: inspect, run, trace and verify models')
     .version(packageVersion())
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(`dsv3: ${str.trimEnd()} (see --help)\n`) })
+    .configureOutput({ outputError: (str, write) => write(`dsv3: ${oneLine(str)} (see --help)\n`) })
     .addHelpText('after', '\nExit codes: 0 ok, 1 verify/diff mismatch, 2 usage or input error, 3 internal error.\nRun `dsv3 <command> --help` for each command.');
   registerInfoCommand(program);
   registerForwardCommand(program);
@@ -52,8 +72,11 @@ function buildProgram(): Command {
   registerDemoCommand(program);
   // subcommands must not let commander exit: errors come back here
   for (const c of program.commands) {
-    c.exitOverride().configureOutput({ outputError: (str, write) => write(`dsv3 ${c.name()}: ${str.trimEnd()} (see dsv3 ${c.name()} --help)\n`) });
+    c.exitOverride().configureOutput({ outputError: (str, write) => write(`dsv3 ${c.name()}: ${oneLine(str)} (see dsv3 ${c.name()} --help)\n`) });
+    checkRequiredAfterUnknown(c);
   }
+  // --max-memory, --strict, --allow-long of the command about to run (src/cli/resources.ts)
+  program.hook('preAction', (_program, action) => setGuardFlags(action.opts<GuardFlags>()));
   return program;
 }
 
@@ -61,6 +84,11 @@ function buildProgram(): Command {
 async function runCli(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   process.exitCode = 0;
+  if (argv.length === 0) {
+    // no command is a usage error: the help goes to stderr
+    program.outputHelp({ error: true });
+    return EXIT.USAGE;
+  }
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return Number(process.exitCode ?? 0);

@@ -252,6 +252,51 @@ const HF_DEFAULTS: Readonly<Json> = {
 const REQUIRED_KEYS = ['vocab_size', 'hidden_size', 'num_hidden_layers', 'intermediate_size', 'num_attention_heads', 'kv_lora_rank',
   'qk_nope_head_dim', 'qk_rope_head_dim', 'v_head_dim', 'n_routed_experts', 'num_experts_per_tok', 'moe_intermediate_size'];
 
+/** The JSON type of each known key (checked first, so an error names the key whose type is wrong). */
+type JsonKind = 'integer' | 'number' | 'boolean' | 'string' | 'object' | 'integer or list of integers';
+const JSON_KINDS: Readonly<Record<string, JsonKind>> = {
+  vocab_size: 'integer', hidden_size: 'integer', num_hidden_layers: 'integer', first_k_dense_replace: 'integer',
+  intermediate_size: 'integer', num_attention_heads: 'integer', num_key_value_heads: 'integer', q_lora_rank: 'integer',
+  kv_lora_rank: 'integer', qk_nope_head_dim: 'integer', qk_rope_head_dim: 'integer', v_head_dim: 'integer',
+  max_position_embeddings: 'integer', n_routed_experts: 'integer', n_shared_experts: 'integer', num_experts_per_tok: 'integer',
+  moe_intermediate_size: 'integer', n_group: 'integer', topk_group: 'integer', num_nextn_predict_layers: 'integer',
+  moe_layer_freq: 'integer', bos_token_id: 'integer', eos_token_id: 'integer or list of integers',
+  rms_norm_eps: 'number', rope_theta: 'number', routed_scaling_factor: 'number',
+  norm_topk_prob: 'boolean', tie_word_embeddings: 'boolean', attention_bias: 'boolean', rope_interleave: 'boolean',
+  scoring_func: 'string', topk_method: 'string', hidden_act: 'string', rope_scaling: 'object', rope_parameters: 'object',
+};
+
+function isKind(v: unknown, kind: JsonKind): boolean {
+  switch (kind) {
+    case 'integer':
+      return typeof v === 'number' && Number.isInteger(v);
+    case 'integer or list of integers':
+      return isKind(v, 'integer') || (Array.isArray(v) && v.length > 0 && v.every((x) => isKind(x, 'integer')));
+    case 'object':
+      return typeof v === 'object' && v !== null && !Array.isArray(v);
+    default:
+      return typeof v === kind;
+  }
+}
+
+/** A JSON value's type in words: `the string "4"`, `a list`, `null`. */
+function jsonTypeOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `a list ${show(v)}`;
+  if (typeof v === 'string') return `the string ${show(v)}`;
+  if (typeof v === 'number') return `the number ${show(v)}`;
+  if (typeof v === 'boolean') return `the boolean ${show(v)}`;
+  return `an object`;
+}
+
+/** ConfigError naming the first known key whose JSON type is wrong (null counts as missing: defaulted or required). */
+function checkJsonTypes(j: Json): void {
+  for (const [key, kind] of Object.entries(JSON_KINDS)) {
+    const v = j[key];
+    if (v !== undefined && v !== null && !isKind(v, kind)) throw new ConfigError(key, `expected ${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind}, got ${jsonTypeOf(v)}`);
+  }
+}
+
 /** Parses YaRN parameters from HF `rope_scaling` / `rope_parameters` (`type` or `rope_type`). */
 function yarnFromHF(r: Json, keyName: string, maxPos: unknown, warnings: string[]): YarnConfig | null {
   const type = r.type ?? r.rope_type;
@@ -287,6 +332,7 @@ function yarnFromHF(r: Json, keyName: string, maxPos: unknown, warnings: string[
 export function configFromHFWithWarnings(json: unknown): ParsedHFConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError('<root>', `config.json must be a JSON object, got ${show(json)}`);
   const j = json as Json;
+  checkJsonTypes(j);
   const warnings: string[] = [];
   for (const k of REQUIRED_KEYS) if (j[k] === undefined || j[k] === null) throw new ConfigError(k, `missing (required)`);
   const get = (k: string): unknown => {

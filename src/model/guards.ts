@@ -87,7 +87,8 @@ export function formatBytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
   let u = 0;
   let x = n;
-  while (x >= 999.5 && u < units.length - 1) {
+  // bytes are whole; above 1 kB keep two significant digits, moving up a unit when rounding reaches 1000
+  while (u < units.length - 1 && (u === 0 ? x >= 1000 : Number(x.toPrecision(2)) >= 1000)) {
     x /= 1000;
     u++;
   }

@@ -17,4 +17,5 @@ export * from './transformer.js';
 export * from './mtp.js';
 export * from './model.js';
 export * from './generate.js';
+export * from './guards.js';
 export * from './numerics.js';

@@ -39,6 +39,7 @@ import { profileForward } from './profile/forward.js';
 import { ProfileWeights } from './profile/linear.js';
 
 /** Token ids: rows of equal length, or a flat Int32Array [B, T] with `B` (and `T`) given in the options. */
+import { checkForwardPass, checkTrainingPass, modelLimits, type ModelLimits, type ResourceOptions } from './guards.js';
 export type TokenInput = readonly (readonly number[])[] | Int32Array;
 
 /** Options of {@link DeepSeekV3.forward}; `topk`/`topkGroup` override the routing for this call (topk.ts). */
@@ -67,7 +68,7 @@ export interface ModelForwardOptions extends RoutingOverride {
 }
 
 /** Options of {@link DeepSeekV3} beyond the config and the weights. */
-export interface DeepSeekV3Options {
+export interface DeepSeekV3Options extends ResourceOptions {
   /**
    * FP8 checkpoint tensors kept as codes and scales (from `loadWeights`/`loadModel`), by weight name. The FP8
    * profiles run these through act_quant + fp8_gemm, and official-bf16 dequantises them as the official code does;
@@ -171,6 +172,8 @@ export class DeepSeekV3 {
     this.mtpConcatOrder = parseMtpConcatOrder(opts.mtpConcatOrder ?? 'embedding-first', 'DeepSeekV3 option mtpConcatOrder');
     const embed = weights.get('model.embed_tokens.weight');
     if (embed === undefined) throw new WeightsError(`missing tensor 'model.embed_tokens.weight'`);
+  /** Memory budget and position policy of every pass (options maxBytes, allowLongContext; guards.ts). */
+  readonly limits: ModelLimits;
     this.dtype = embed.dtype;
     for (const [name, t] of weights) {
       if (t.dtype !== this.dtype) throw new WeightsError(`tensor '${name}' is ${t.dtype} but the model is ${this.dtype}`);
@@ -186,6 +189,7 @@ export class DeepSeekV3 {
     return this.rope;
   }
 
+    this.limits = modelLimits(opts, weights.values());
   /**
    * One KV cache per main layer for `batch` rows of up to `maxLen` tokens, in the model's dtype, or in float32 (holding
    * bf16 values) for an official-* numerics profile.
@@ -234,6 +238,7 @@ export class DeepSeekV3 {
       ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
       ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
       logits: mode,
+    checkForwardPass(this.config, this.dtype, this.limits, B, T, startPos, opts.attn ?? 'naive', mode);
     });
     const d = this.config.hiddenSize;
     const V = this.config.vocabSize;
@@ -299,6 +304,7 @@ export class DeepSeekV3 {
       for (let t = 0; t < T; t++) {
         inputs[b * T + t] = ids[b * (T + 1) + t]!;
         labels[b * T + t] = labelsIn !== undefined ? labelsIn[b * T + t]! : ids[b * (T + 1) + t + 1]!;
+    checkTrainingPass(cfg, this.dtype, this.limits, B, T);
       }
     }
     if (labelsIn !== undefined) {

@@ -12,6 +12,7 @@ import type { SafetensorsFile, SafetensorsTensor } from '../io/safetensors.js';
 import { fromFloatArray, parseSafetensors, tensorToFloat32, toFloatTensor } from '../io/safetensors.js';
 import { configFromHFWithWarnings } from './config.js';
 import { dequantizeBlockFp8, fp8ScaleShape, quantizeBlockFp8 } from '../io/numeric.js';
+import { checkDType, checkMemory, estimateMemory, resolveMaxBytes, scanLoadedWeights, type NonFinitePolicy } from './guards.js';
 
 /** Weights (or gradients) keyed by exact HF names, all in the model's precision. */
 export type ModelWeights = Map<string, Tensor>;
@@ -102,8 +103,12 @@ export function mtpDuplicateNames(c: ModelConfig): [string, string][] {
 
 /** Options of initWeights. */
 export interface InitWeightsOptions {
-  seed: number;
+  /** Seed of the one Random stream (default 0). */
+  seed?: number;
+  /** 'float32' (default) or 'float64'. */
   dtype?: DType;
+  /** Memory budget in bytes (default: guards.ts defaultMemoryBudget); a config whose weights exceed it is refused before allocating. */
+  maxBytes?: number;
   /** Standard deviation of the matrices (SPEC §5.9: 0.006). */
   std?: number;
 }
@@ -112,10 +117,11 @@ export interface InitWeightsOptions {
  * Seeded initialisation (SPEC §5.9): every matrix N(0, std²) drawn in parameterSpecs order from
  * one `Random(seed)` stream (so f32 weights are the f64 ones rounded), RMSNorm weights 1, router bias 0.
  */
-export function initWeights(c: ModelConfig, opts: InitWeightsOptions): ModelWeights {
-  const dtype = opts.dtype ?? 'float32';
+export function initWeights(c: ModelConfig, opts: InitWeightsOptions = {}): ModelWeights {
+  const dtype = checkDType(opts.dtype === undefined ? 'float32' : opts.dtype, 'initWeights');
+  checkMemory(estimateMemory(c, dtype, { kind: 'weights' }), resolveMaxBytes(opts.maxBytes, 'initWeights'), 'initWeights');
   const std = opts.std ?? 0.006;
-  const rng = new Random(opts.seed);
+  const rng = new Random(opts.seed ?? 0);
   const weights: ModelWeights = new Map();
   for (const s of parameterSpecs(c)) {
     const data = allocate(dtype, numel(s.shape));
@@ -160,7 +166,10 @@ export type Fp8Weights = ReadonlyMap<string, Fp8Weight>;
 
 /** Options of loadWeights. */
 export interface LoadWeightsOptions {
-  dtype: DType;
+  /** Compute dtype of the returned weights: 'float32' (default) or 'float64'. */
+  dtype?: DType;
+  /** The load-time scan for NaN/±Inf: one entry in `warnings` (default), a WeightsError, or no scan. */
+  nonFinite?: NonFinitePolicy;
   /** Names the source in errors (file or directory). */
   source?: string;
 }
@@ -198,9 +207,10 @@ function mergeTensors(files: WeightsSource, source: string): Map<string, Safeten
 export function loadWeights(
   files: WeightsSource,
   c: ModelConfig,
-  opts: LoadWeightsOptions,
+  opts: LoadWeightsOptions = {},
 ): { weights: ModelWeights; warnings: string[]; fp8: Fp8Weights } {
   const source = opts.source ?? '<tensors>';
+  const dtype = checkDType(opts.dtype === undefined ? 'float32' : opts.dtype, 'loadWeights');
   const tensors = mergeTensors(files, source);
   const missing: string[] = [];
   const invalid: string[] = [];
@@ -220,7 +230,7 @@ export function loadWeights(
       invalid.push(`${name}: shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`);
       return null;
     }
-    if (FLOAT_DTYPES.has(t.dtype)) return toFloatTensor(t, opts.dtype, name);
+    if (FLOAT_DTYPES.has(t.dtype)) return toFloatTensor(t, dtype, name);
     if (t.dtype !== 'F8_E4M3' || shape.length !== 2) {
       invalid.push(`${name}: dtype ${t.dtype} is not a float format`);
       return null;
@@ -244,7 +254,7 @@ export function loadWeights(
     }
     const scales = tensorToFloat32(s, scaleName);
     fp8.set(name, { codes: t.bytes, scales, rows, cols });
-    return new Tensor(shape, dequantizeBlockFp8(t.bytes, scales, rows, cols, 128, opts.dtype));
+    return new Tensor(shape, dequantizeBlockFp8(t.bytes, scales, rows, cols, 128, dtype));
   };
 
   for (const spec of parameterSpecs(c)) {
@@ -261,6 +271,7 @@ export function loadWeights(
   }
   const unexpected = [...tensors.keys()].filter((n) => !used.has(n));
   if (missing.length || unexpected.length || invalid.length) throw new WeightsMismatchError(missing, unexpected, invalid, source);
+  scanLoadedWeights(weights, opts.nonFinite, source, warnings);
   for (const [copy] of mtpDuplicateNames(c)) fp8.delete(copy);
   return { weights, warnings, fp8 };
 }
@@ -288,6 +299,17 @@ export interface SaveWeightsOptions {
   fp8?: boolean;
 }
 
+const STORAGE_DTYPES: readonly string[] = ['F32', 'F64', 'BF16', 'F16'];
+
+/** TypeError unless `opts.dtype` is a safetensors storage dtype and `opts.fp8` a boolean (or absent). */
+export function checkStorageOptions(opts: { dtype?: unknown; fp8?: unknown }, where: string): void {
+  if (!STORAGE_DTYPES.includes(opts.dtype as string)) {
+    const got = typeof opts.dtype === 'string' ? `'${opts.dtype}'` : String(opts.dtype);
+    throw new TypeError(`${where}: dtype is the storage format, one of ${STORAGE_DTYPES.map((d) => `'${d}'`).join(', ')} (safetensors names), got ${got}`);
+  }
+  if (opts.fp8 !== undefined && typeof opts.fp8 !== 'boolean') throw new TypeError(`${where}: fp8 must be a boolean, got ${String(opts.fp8)}`);
+}
+
 /** Linear weights the V3 checkpoint stores in FP8 (not the router, eh_proj, embedding or head). */
 const FP8_LINEAR = /\.(q_a_proj|q_b_proj|q_proj|kv_a_proj_with_mqa|kv_b_proj|o_proj|gate_proj|up_proj|down_proj)\.weight$/;
 
@@ -296,6 +318,7 @@ const FP8_LINEAR = /\.(q_a_proj|q_b_proj|q_proj|kv_a_proj_with_mqa|kv_b_proj|o_p
  * embedding and head that HF checkpoints carry.
  */
 export function saveWeights(c: ModelConfig, weights: ModelWeights, opts: SaveWeightsOptions): Map<string, SafetensorsTensor> {
+  checkStorageOptions(opts, 'saveWeights');
   checkWeights(c, weights);
   const out = new Map<string, SafetensorsTensor>();
   for (const spec of parameterSpecs(c)) {
@@ -322,10 +345,12 @@ export function saveWeights(c: ModelConfig, weights: ModelWeights, opts: SaveWei
 export function loadModelFromBytes(
   configJson: unknown,
   files: { name: string; bytes: Uint8Array }[],
-  opts: { dtype: DType },
+  opts: { dtype?: DType; nonFinite?: NonFinitePolicy; maxBytes?: number } = {},
 ): { config: ModelConfig; weights: ModelWeights; warnings: string[]; fp8: Fp8Weights } {
   const { config, warnings } = configFromHFWithWarnings(configJson);
+  const need = estimateMemory(config, checkDType(opts.dtype === undefined ? 'float32' : opts.dtype, 'loadModelFromBytes'), { kind: 'weights' }, files.reduce((s, f) => s + f.bytes.byteLength, 0));
+  checkMemory(need, resolveMaxBytes(opts.maxBytes, 'loadModelFromBytes'), 'loadModelFromBytes');
   const parsed = files.map((f) => parseSafetensors(f.bytes, f.name));
-  const { weights, warnings: w2, fp8 } = loadWeights(parsed, config, { dtype: opts.dtype, source: files.map((f) => f.name).join(', ') });
+  const { weights, warnings: w2, fp8 } = loadWeights(parsed, config, { ...opts, source: files.map((f) => f.name).join(', ') });
   return { config, weights, warnings: [...warnings, ...w2], fp8 };
 }

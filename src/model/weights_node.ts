@@ -2,14 +2,15 @@
  * Node adapter for model directories: `config.json` + `model.safetensors` or a sharded checkpoint
  * (`model.safetensors.index.json` + shards), as Hugging Face lays them out.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DType } from '../tensor.js';
 import { FormatError, InputError } from '../errors.js';
 import { readSafetensorsFile, readShardedSafetensors, SAFETENSORS_INDEX_FILE, writeSafetensorsFile } from '../io/safetensors_node.js';
 import type { SafetensorsTensor } from '../io/safetensors.js';
-import { configFromHFWithWarnings, configToHF, type ModelConfig } from './config.js';
-import { loadWeights, saveWeights, type Fp8Weights, type ModelWeights, type SaveWeightsOptions } from './weights.js';
+import { configFromHFWithWarnings, configToHF, validateConfig, type ModelConfig } from './config.js';
+import { checkStorageOptions, loadWeights, saveWeights, type Fp8Weights, type ModelWeights, type SaveWeightsOptions } from './weights.js';
+import { checkDType, checkMemory, estimateMemory, resolveMaxBytes, type NonFinitePolicy } from './guards.js';
 
 /** Reads and parses `config.json` of a model directory (FormatError for bad JSON, ConfigError for bad values). */
 export function readConfigFile(path: string): { config: ModelConfig; warnings: string[] } {
@@ -39,17 +40,35 @@ export interface ModelFiles {
   weights: string[];
 }
 
+/** Options of loadModel. */
+export interface LoadModelOptions {
+  /** Compute dtype of the weights: 'float32' (default) or 'float64'. */
+  dtype?: DType;
+  /** The load-time scan for NaN/±Inf: one entry in `warnings` (default), a WeightsError, or no scan. */
+  nonFinite?: NonFinitePolicy;
+  /** Memory budget in bytes (default: 75% of the machine's memory); checked from config.json and file sizes before reading weights. */
+  maxBytes?: number;
+}
+
+/** Bytes of the safetensors files a model source reads whole (every `*.safetensors` of a directory). */
+export function weightFileBytes(source: string | ModelFiles): number {
+  const files = typeof source === 'string' ? (existsSync(source) ? readdirSync(source).filter((f) => f.endsWith('.safetensors')).map((f) => join(source, f)) : []) : source.weights;
+  return files.reduce((s, f) => s + (existsSync(f) ? statSync(f).size : 0), 0);
+}
+
 /**
  * Loads a model in `dtype` from a directory (`config.json` + `model.safetensors` or a sharded
  * index) or from explicit files: config (validated) and weights (FP8 dequantised, BF16/F16
  * widened). Warnings come from defaulted config keys and differing MTP copies.
  */
-export function loadModel(source: string | ModelFiles, opts: { dtype: DType }): { config: ModelConfig; weights: ModelWeights; warnings: string[]; fp8: Fp8Weights } {
+export function loadModel(source: string | ModelFiles, opts: LoadModelOptions = {}): { config: ModelConfig; weights: ModelWeights; warnings: string[]; fp8: Fp8Weights } {
   const configPath = typeof source === 'string' ? join(source, 'config.json') : source.config;
   const { config, warnings } = readConfigFile(configPath);
-  const files = typeof source === 'string' ? readShardedSafetensors(source) : source.weights.map(readSafetensorsFile);
+  const dtype = checkDType(opts.dtype === undefined ? 'float32' : opts.dtype, 'loadModel');
   const name = typeof source === 'string' ? source : source.weights.join(', ');
-  const { weights, warnings: w2, fp8 } = loadWeights(files, config, { dtype: opts.dtype, source: name });
+  checkMemory(estimateMemory(config, dtype, { kind: 'weights' }, weightFileBytes(source)), resolveMaxBytes(opts.maxBytes, 'loadModel'), name);
+  const files = typeof source === 'string' ? readShardedSafetensors(source) : source.weights.map(readSafetensorsFile);
+  const { weights, warnings: w2, fp8 } = loadWeights(files, config, { dtype, source: name, ...(opts.nonFinite !== undefined ? { nonFinite: opts.nonFinite } : {}) });
   return { config, weights, warnings: [...warnings, ...w2], fp8 };
 }
 
@@ -59,14 +78,22 @@ export interface SaveModelOptions extends SaveWeightsOptions {
   maxShardBytes?: number;
 }
 
-/** Writes `config.json` and the weights (one `model.safetensors`, or shards + `model.safetensors.index.json`). */
-export function saveModel(dir: string, config: ModelConfig, weights: ModelWeights, opts: SaveModelOptions): void {
-  mkdirSync(dir, { recursive: true });
+/**
+ * Writes `config.json` and the weights (one `model.safetensors`, or shards + `model.safetensors.index.json`).
+ * Storage dtype default: F64 for float64 weights, else F32. Everything is validated (options, config, weights)
+ * before the first file is written.
+ */
+export function saveModel(dir: string, config: ModelConfig, weights: ModelWeights, options: Partial<SaveModelOptions> = {}): void {
+  const opts: SaveModelOptions = { ...options, dtype: options.dtype ?? (weights.get('model.embed_tokens.weight')?.dtype === 'float64' ? 'F64' : 'F32') };
+  checkStorageOptions(opts, 'saveModel');
+  validateConfig(config);
+  if (opts.maxShardBytes !== undefined && !(opts.maxShardBytes > 0)) throw new TypeError(`saveModel: maxShardBytes must be a positive number of bytes, got ${String(opts.maxShardBytes)}`);
   const torchDtype = { F32: 'float32', F64: 'float64', BF16: 'bfloat16', F16: 'float16' }[opts.dtype];
   const hf = configToHF(config, torchDtype);
   if (opts.fp8) hf.quantization_config = { activation_scheme: 'dynamic', fmt: 'e4m3', quant_method: 'fp8', weight_block_size: [128, 128] };
+  const tensors = saveWeights(config, weights, opts); // validates the weights against the config
+  mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(hf, null, 2) + '\n');
-  const tensors = saveWeights(config, weights, opts);
   if (opts.maxShardBytes === undefined) {
     writeSafetensorsFile(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
     return;

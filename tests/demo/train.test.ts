@@ -85,7 +85,7 @@ describe('dsv3 train', () => {
       [['--seq', '600'], /--seq 600 needs 601 positions; the model has 512/],
       [['--preset', 'nope'], /unknown preset "nope"/],
       [['--backend', 'gpu'], /--backend must be js or wasm/],
-      [['--data', join(dir, 'missing.txt')], /ENOENT/],
+      [['--data', join(dir, 'missing.txt')], /missing\.txt: no such file/],
     ];
     for (const [args, msg] of cases) {
       const r = await runCommand(registerTrainCommand, ['train', ...SMALL, '--steps', '1', ...args]);

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { useBackend, type BackendName } from '../../kernels/index.js';
 import { countParameters } from '../../model/config.js';
+import { checkMemory, estimateMemory } from '../../model/guards.js';
 import { getPreset } from '../../model/presets.js';
 import { saveModel } from '../../model/weights_node.js';
 import { DEMO_DEFAULTS, runDemo, type DemoResult } from '../../demo/demo.js';
@@ -17,6 +18,7 @@ import { demoReportHTML } from '../../demo/report.js';
 import { EXIT } from '../errors.js';
 import { parseNonNegative, parsePositiveInt, printJSON } from '../inputs.js';
 import { createProgress } from '../progress.js';
+import { addGuardOptions, checkInputFile, MEMORY_OVERRIDE, memoryBudget } from '../resources.js';
 import { bundledCorpusPath, parseBackend, printAboveProgress, stopProgress } from './train.js';
 
 /** Flags of `dsv3 demo`. */
@@ -62,8 +64,12 @@ function writeDemoFiles(dir: string, r: DemoResult): DemoFiles {
 /** Runs `dsv3 demo`; returns the result (exit code 1 when a self-check failed). */
 async function runDemoCommand(flags: DemoFlags): Promise<DemoResult> {
   const json = flags.json === true;
-  const backend = await useBackend(flags.backend);
   const corpusPath = bundledCorpusPath();
+  const config = getPreset(DEMO_DEFAULTS.preset);
+  const corpusBytes = checkInputFile(corpusPath, 2 ** 31 - 1, 'the bundled corpus');
+  const work = { kind: 'train', batch: flags.batch, positions: flags.seq, mtp: true } as const;
+  checkMemory(estimateMemory(config, 'float32', work, 5 * corpusBytes), memoryBudget(), `the demo (${DEMO_DEFAULTS.preset}, ${flags.batch}×${flags.seq} tokens per step)`, MEMORY_OVERRIDE);
+  const backend = await useBackend(flags.backend);
   const corpus = new Uint8Array(readFileSync(corpusPath));
   const opts = { steps: flags.steps, batch: flags.batch, seqLen: flags.seq, lr: flags.lr, seed: flags.seed };
   const perStep = flags.batch * flags.seq;
@@ -74,7 +80,6 @@ async function runDemoCommand(flags: DemoFlags): Promise<DemoResult> {
   const logEvery = Math.max(1, Math.round(flags.steps / 10));
   let window: HistoryStep[] = [];
   let layerLabels: string[] = [];
-  const config = getPreset(DEMO_DEFAULTS.preset);
   const p = countParameters(config);
   say(`dsv3 demo: training the ${DEMO_DEFAULTS.preset} DeepSeek-V3 preset (${p.total.toLocaleString('en-US')} parameters) from scratch on ${corpusPath}`);
   say(`  ${flags.steps} steps × ${flags.batch}×${flags.seq} bytes, MTP on (λ ${DEMO_DEFAULTS.mtpLambda}), bias balancing on (γ ${DEMO_DEFAULTS.biasGamma}), balance loss α ${DEMO_DEFAULTS.balanceAlpha}; f32 kernels: ${backend.float32}`);
@@ -143,7 +148,7 @@ async function runDemoCommand(flags: DemoFlags): Promise<DemoResult> {
 
 /** Registers `dsv3 demo`. */
 export function registerDemoCommand(program: Command): void {
-  program
+  const cmd = program
     .command('demo')
     .description('train the tiny preset on the bundled corpus (MTP + bias balancing), write an HTML report, sample, and verify itself')
     .option('--steps <n>', 'optimizer steps', parsePositiveInt('--steps'), DEMO_DEFAULTS.steps)
@@ -153,7 +158,8 @@ export function registerDemoCommand(program: Command): void {
     .option('--seed <n>', 'seed of the init and the data order', (v) => Number(v), DEMO_DEFAULTS.seed)
     .option('--out <dir>', 'output directory', 'demo-out')
     .option('--backend <name>', 'f32 kernels: js | wasm (SIMD)', parseBackend, 'wasm' as BackendName)
-    .option('--json', 'print a JSON summary on stdout (no progress bar)')
+    .option('--json', 'print a JSON summary on stdout (no progress bar)');
+  addGuardOptions(cmd)
     .addHelpText('after', '\nExamples:\n  $ npm run demo\n  $ dsv3 demo --steps 50 --out /tmp/demo')
     .action(async (flags: DemoFlags) => {
       await runDemoCommand(flags);

@@ -6,11 +6,11 @@ import type { Command } from 'commander';
 import { fromFloatArray, fromInt32Array, type SafetensorsTensor } from '../../io/safetensors.js';
 import { writeSafetensorsFile } from '../../io/safetensors_node.js';
 import type { AttnImpl } from '../../model/attention.js';
-import { DeepSeekV3 } from '../../model/model.js';
-import { loadModel } from '../../model/weights_node.js';
+import type { DeepSeekV3 } from '../../model/model.js';
 import type { DType } from '../../tensor.js';
 import type { NumericsProfile } from '../../model/numerics.js';
-import { NUMERICS_HELP, parseAttn, parseDType, parseNumerics, printJSON, readIdsFile } from '../inputs.js';
+import { dtypeOption, NUMERICS_HELP, parseAttn, parseNumerics, printJSON, readIdsFile } from '../inputs.js';
+import { addGuardOptions, openModel, printWarnings } from '../resources.js';
 
 /** The tensors `dsv3 forward` writes (names and layouts of issue 3 item 7). */
 function forwardOutputs(model: DeepSeekV3, ids: number[][], attn: AttnImpl, numerics: NumericsProfile): Map<string, SafetensorsTensor> {
@@ -32,21 +32,26 @@ function forwardOutputs(model: DeepSeekV3, ids: number[][], attn: AttnImpl, nume
 
 /** Registers `dsv3 forward`. */
 export function registerForwardCommand(program: Command): void {
-  program
+  const cmd = program
     .command('forward')
     .description('run the model on token ids and write logits, hidden states and routing (safetensors)')
     .requiredOption('--model <dir>', 'model directory (config.json + model.safetensors or a sharded index)')
     .requiredOption('--input <ids.json>', 'JSON array of equal-length arrays of token ids (a batch)')
     .option('--attn <impl>', 'attention path: naive | absorb', parseAttn, 'naive' as AttnImpl)
-    .option('--dtype <dtype>', 'compute precision: f32 | f64', parseDType, 'float32' as DType)
+    .addOption(dtypeOption())
     .option('--numerics <profile>', NUMERICS_HELP, parseNumerics, 'exact' as NumericsProfile)
     .requiredOption('--out <file>', 'output safetensors file')
-    .option('--json', 'print a JSON summary on stdout')
+    .option('--json', 'print a JSON summary on stdout');
+  addGuardOptions(cmd, { weights: true, positions: true })
     .addHelpText('after', '\nExample:\n  dsv3 forward --model ./tiny --input ids.json --attn absorb --out out.safetensors')
     .action((o: { model: string; input: string; attn: AttnImpl; dtype: DType; numerics: NumericsProfile; out: string; json?: boolean }) => {
       const ids = readIdsFile(o.input);
-      const { config, weights, fp8 } = loadModel(o.model, { dtype: o.dtype });
-      const model = new DeepSeekV3(config, weights, { fp8 });
+      const [B, T] = [ids.length, ids[0]!.length];
+      const { model, warnings } = openModel({ model: o.model, dtype: o.dtype }, () => ({
+        positions: { count: T, of: o.input },
+        work: { kind: 'forward', batch: B, positions: T, attn: o.attn },
+      }));
+      printWarnings('forward', warnings);
       const tensors = forwardOutputs(model, ids, o.attn, o.numerics);
       writeSafetensorsFile(o.out, tensors, { command: 'forward', attn: o.attn, dtype: o.dtype, numerics: o.numerics });
       const summary = { out: o.out, batch: ids.length, positions: ids[0]!.length, attn: o.attn, dtype: o.dtype, numerics: o.numerics, tensors: [...tensors.keys()] };

@@ -5,11 +5,11 @@
 import type { Command } from 'commander';
 import { fromFloatArray, type SafetensorsTensor } from '../../io/safetensors.js';
 import { writeSafetensorsFile } from '../../io/safetensors_node.js';
-import { DeepSeekV3 } from '../../model/model.js';
-import { loadModel } from '../../model/weights_node.js';
+import type { DeepSeekV3 } from '../../model/model.js';
 import { InputError } from '../../errors.js';
 import type { DType } from '../../tensor.js';
-import { parseDType, printJSON, readIdsFile } from '../inputs.js';
+import { dtypeOption, printJSON, readIdsFile } from '../inputs.js';
+import { addGuardOptions, openModel, printWarnings } from '../resources.js';
 
 /** The tensors `dsv3 grad` writes: `loss` (scalar) and `grad.<name>` per weight (router bias: zeros). */
 function gradOutputs(model: DeepSeekV3, ids: number[][]): { loss: number; tensors: Map<string, SafetensorsTensor> } {
@@ -24,19 +24,25 @@ function gradOutputs(model: DeepSeekV3, ids: number[][]): { loss: number; tensor
 
 /** Registers `dsv3 grad`. */
 export function registerGradCommand(program: Command): void {
-  program
+  const cmd = program
     .command('grad')
     .description('mean next-token cross-entropy of a batch and the gradient of every weight (safetensors)')
     .requiredOption('--model <dir>', 'model directory (config.json + weights)')
     .requiredOption('--input <ids.json>', 'JSON array of equal-length arrays of token ids; targets are ids[:, 1:]')
-    .option('--dtype <dtype>', 'compute precision: f32 | f64', parseDType, 'float32' as DType)
+    .addOption(dtypeOption())
     .requiredOption('--out <file>', 'output safetensors file (loss, grad.<hf name>)')
-    .option('--json', 'print a JSON summary on stdout')
+    .option('--json', 'print a JSON summary on stdout');
+  addGuardOptions(cmd, { weights: true, positions: true })
     .addHelpText('after', '\nExample:\n  dsv3 grad --model ./tiny --input ids.json --dtype f64 --out grads.safetensors')
     .action((o: { model: string; input: string; dtype: DType; out: string; json?: boolean }) => {
       const ids = readIdsFile(o.input);
-      const { config, weights } = loadModel(o.model, { dtype: o.dtype });
-      const { loss, tensors } = gradOutputs(new DeepSeekV3(config, weights), ids);
+      const [B, T] = [ids.length, ids[0]!.length - 1]; // inputs ids[:, :-1]
+      const { model, warnings } = openModel({ model: o.model, dtype: o.dtype }, () => ({
+        positions: { count: T, of: o.input },
+        work: { kind: 'grad', batch: B, positions: Math.max(T, 1), mtp: false },
+      }));
+      printWarnings('grad', warnings);
+      const { loss, tensors } = gradOutputs(model, ids);
       writeSafetensorsFile(o.out, tensors, { command: 'grad', dtype: o.dtype });
       if (o.json === true) printJSON({ out: o.out, loss, tensors: tensors.size });
       else process.stdout.write(`loss ${loss}\nwrote loss and ${tensors.size - 1} gradients to ${o.out}\n`);

@@ -10,12 +10,14 @@ import { cacheBytesPerToken, cacheValuesPerTokenPerLayer } from '../../model/kv_
 import { getPreset, presets } from '../../model/presets.js';
 import { CliUsageError } from '../errors.js';
 import { printJSON } from '../inputs.js';
+import { checkInputFile, CONFIG_FILE_LIMIT } from '../resources.js';
 
 /** The config of `--model DIR` or `--preset NAME` plus warnings (exactly one must be given). */
 function resolveConfig(opts: { model?: string; preset?: string }): { config: ModelConfig; source: string; warnings: string[] } {
   if ((opts.model === undefined) === (opts.preset === undefined)) throw new CliUsageError('give exactly one of --model DIR or --preset NAME');
   if (opts.preset !== undefined) return { config: getPreset(opts.preset), source: `preset ${opts.preset}`, warnings: [] };
   const path = join(opts.model!, 'config.json');
+  checkInputFile(path, CONFIG_FILE_LIMIT, 'a config.json');
   const text = readFileSync(path, 'utf8');
   let json: unknown;
   try {

@@ -7,13 +7,12 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { AttnImpl } from '../../model/attention.js';
-import { DeepSeekV3 } from '../../model/model.js';
-import { loadModel } from '../../model/weights_node.js';
 import type { DType } from '../../tensor.js';
 import { TraceRecorder } from '../../verify/trace.js';
 import { CliUsageError } from '../errors.js';
 import type { NumericsProfile } from '../../model/numerics.js';
-import { collect, NUMERICS_HELP, parseAttn, parseDType, parseNumerics, printJSON, readIdsFile } from '../inputs.js';
+import { collect, dtypeOption, NUMERICS_HELP, parseAttn, parseNumerics, printJSON, readIdsFile } from '../inputs.js';
+import { addGuardOptions, openModel, printWarnings } from '../resources.js';
 
 /** Options of {@link traceModel}. */
 export interface TraceRunOptions {
@@ -35,8 +34,12 @@ export function traceModel(modelDir: string, idsPath: string, opts: TraceRunOpti
   const ids = readIdsFile(idsPath);
   const numerics = opts.numerics ?? 'exact';
   if (opts.grads && numerics !== 'exact') throw new CliUsageError(`--grads runs in the exact profile only; drop --numerics ${numerics}`);
-  const { config, weights, warnings, fp8 } = loadModel(modelDir, { dtype: opts.dtype });
-  const model = new DeepSeekV3(config, weights, { fp8 });
+  const [B, T] = [ids.length, opts.grads ? ids[0]!.length - 1 : ids[0]!.length];
+  // the recorder keeps a copy of every traced tensor: about what a training forward saves
+  const { model, warnings } = openModel({ model: modelDir, dtype: opts.dtype }, () => ({
+    positions: { count: T, of: idsPath },
+    work: opts.grads ? { kind: 'grad', batch: B, positions: Math.max(T, 1), mtp: false } : { kind: 'forward', batch: B, positions: T, attn: opts.attn, save: true },
+  }));
   const recorder = new TraceRecorder({ filter: opts.filter });
   if (!opts.grads) {
     model.forward(ids, { attn: opts.attn, trace: recorder.trace, numerics });
@@ -66,8 +69,8 @@ export function addModelRunOptions(cmd: Command): Command {
     .requiredOption('--model <dir>', 'model directory (config.json + model.safetensors or a sharded checkpoint)')
     .requiredOption('--input <ids.json>', 'token ids: [[...], ...] rows of equal length, [...] one row, or {"input_ids": ...}')
     .option('--grads', 'also run backward of the next-token cross-entropy and record grad.<weight name>')
-    .option('--dtype <dtype>', 'compute precision: float32 or float64', parseDType, 'float32' as DType)
-    .option('--attn <impl>', 'attention path: naive or absorb', 'naive')
+    .addOption(dtypeOption())
+    .option('--attn <impl>', 'attention path: naive | absorb', 'naive')
     .option('--numerics <profile>', NUMERICS_HELP, parseNumerics, 'exact' as NumericsProfile);
 }
 
@@ -79,7 +82,8 @@ export function registerTraceCommand(program: Command): void {
   addModelRunOptions(cmd)
     .option('--filter <glob>', "keep only matching names, repeatable (e.g. 'model.layers.3.*')", collect, [])
     .requiredOption('--out <file>', 'output .safetensors file (execution order in __metadata__.order)')
-    .option('--json', 'print a JSON summary (names, shapes) on stdout')
+    .option('--json', 'print a JSON summary (names, shapes) on stdout');
+  addGuardOptions(cmd, { weights: true, positions: true })
     .addHelpText(
       'after',
       "\nExamples:\n  $ dsv3 trace --model ./tiny --input ids.json --out trace.safetensors\n  $ dsv3 trace --model ./tiny --input ids.json --grads --filter 'model.layers.1.*' --filter 'grad.*' --out layer1.safetensors",
@@ -92,7 +96,7 @@ export function registerTraceCommand(program: Command): void {
         filter: flags.filter,
         numerics: flags.numerics,
       });
-      for (const w of warnings) process.stderr.write(`dsv3 trace: warning: ${w}\n`);
+      printWarnings('trace', warnings);
       writeFileSync(flags.out, recorder.serialize({ model: flags.model, dtype: flags.dtype, attn: flags.attn, numerics: flags.numerics }));
       if (flags.json) {
         printJSON({ out: flags.out, loss: loss ?? null, tensors: [...recorder.tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })) });

@@ -11,16 +11,16 @@ import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { useBackend, type BackendInfo, type BackendName } from '../../kernels/index.js';
 import type { ModelConfig } from '../../model/config.js';
-import { DeepSeekV3 } from '../../model/model.js';
-import { getPreset } from '../../model/presets.js';
-import { initWeights } from '../../model/weights.js';
-import { loadModel, saveModel } from '../../model/weights_node.js';
+import type { DeepSeekV3 } from '../../model/model.js';
+import { scanLoadedWeights } from '../../model/guards.js';
+import { saveModel } from '../../model/weights_node.js';
 import type { DType } from '../../tensor.js';
 import { loadCheckpoint, saveCheckpoint } from '../../train/checkpoint.js';
 import { bytesToTokens, TokenStream } from '../../train/data.js';
 import { Trainer, type TrainStepReport } from '../../train/trainer.js';
 import { CliUsageError } from '../errors.js';
-import { parseDType, parseNonNegative, parsePositiveInt, printJSON, readIdsFile } from '../inputs.js';
+import { dtypeOption, parseNonNegative, parsePositiveInt, printJSON, readIdsFile } from '../inputs.js';
+import { addGuardOptions, checkInputFile, guardFlags, jsonInputLimit, openModel, printWarnings } from '../resources.js';
 import { createProgress, type Progress } from '../progress.js';
 
 /** The bundled corpus (data/tiny-corpus.txt of the package), relative to this module in src/ or dist/. */
@@ -86,7 +86,6 @@ interface TrainFlags {
 
 /** Token ids of the training data: `--tokens` JSON (rows concatenated), `--data` text bytes, or the bundled corpus. */
 function readTrainingTokens(flags: Pick<TrainFlags, 'data' | 'tokens'>, config: ModelConfig): { tokens: Int32Array; source: string } {
-  if (flags.data !== undefined && flags.tokens !== undefined) throw new CliUsageError('give at most one of --data FILE and --tokens FILE.json');
   if (flags.tokens !== undefined) {
     const tokens = Int32Array.from(readIdsFile(flags.tokens).flat());
     const bad = tokens.findIndex((t) => t >= config.vocabSize);
@@ -96,6 +95,13 @@ function readTrainingTokens(flags: Pick<TrainFlags, 'data' | 'tokens'>, config: 
   if (config.vocabSize < 256) throw new CliUsageError(`text data becomes byte ids 0–255, but the model's vocab_size is ${config.vocabSize}: give --tokens FILE.json`);
   const path = flags.data ?? bundledCorpusPath();
   return { tokens: bytesToTokens(new Uint8Array(readFileSync(path))), source: path };
+}
+
+/** Bytes the training data holds in memory (checked before anything is read): the text and its Int32 ids, or the parsed JSON. */
+function trainingDataBytes(flags: Pick<TrainFlags, 'data' | 'tokens'>): number {
+  if (flags.data !== undefined && flags.tokens !== undefined) throw new CliUsageError('give at most one of --data FILE and --tokens FILE.json');
+  if (flags.tokens !== undefined) return 16 * checkInputFile(flags.tokens, jsonInputLimit(), 'a token file');
+  return 5 * checkInputFile(flags.data ?? bundledCorpusPath(), 2 ** 31 - 1, 'a text file');
 }
 
 /** Checkpoint file of step `step` in `dir`. */
@@ -124,20 +130,18 @@ function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: Trainer;
   if (!Number.isInteger(flags.seed)) throw new CliUsageError(`--seed must be an integer, got ${flags.seed}`);
   if (flags.order !== 'random' && flags.order !== 'sequential') throw new CliUsageError(`--order must be random or sequential, got '${flags.order}'`);
   if (flags.checkpointEvery !== undefined && flags.checkpointDir === undefined) throw new CliUsageError('--checkpoint-every needs --checkpoint-dir DIR');
-  let model: DeepSeekV3;
-  let modelName: string;
-  if (flags.model !== undefined) {
-    const { config, weights, warnings } = loadModel(flags.model, { dtype: flags.dtype });
-    for (const w of warnings) process.stderr.write(`dsv3 train: warning: ${w}\n`);
-    model = new DeepSeekV3(config, weights);
-    modelName = flags.model;
-  } else {
-    const config = getPreset(flags.preset ?? 'tiny');
-    model = new DeepSeekV3(config, initWeights(config, { seed: flags.seed, dtype: flags.dtype }));
-    modelName = `preset ${flags.preset ?? 'tiny'}`;
-  }
+  const preset = flags.model === undefined ? (flags.preset ?? 'tiny') : undefined;
+  const dataBytes = trainingDataBytes(flags);
+  const { model, warnings } = openModel({ model: flags.model, preset, dtype: flags.dtype, seed: flags.seed }, (config) => {
+    if (guardFlags().allowLong !== true && flags.seq + 1 > config.maxPositionEmbeddings) {
+      throw new CliUsageError(`--seq ${flags.seq} needs ${flags.seq + 1} positions; the model has ${config.maxPositionEmbeddings} (--allow-long runs past it)`);
+    }
+    const work = { kind: 'train', batch: flags.batch, positions: flags.seq, microBatches: flags.microBatches, mtp: flags.mtp } as const;
+    return { work, dataBytes };
+  });
+  printWarnings('train', warnings);
+  const modelName = preset !== undefined ? `preset ${preset}` : flags.model!;
   const config = model.config;
-  if (flags.seq + 1 > config.maxPositionEmbeddings) throw new CliUsageError(`--seq ${flags.seq} needs ${flags.seq + 1} positions; the model has ${config.maxPositionEmbeddings}`);
   if (flags.mtp && config.numNextnPredictLayers === 0) process.stderr.write('dsv3 train: note: the model has no MTP module; training without MTP\n');
   const { tokens, source } = readTrainingTokens(flags, config);
   const data = new TokenStream(tokens, { batchSize: flags.batch, seqLen: flags.seq, order: flags.order as 'random' | 'sequential', seed: flags.seed });
@@ -156,9 +160,15 @@ function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: Trainer;
 
 /** Runs `dsv3 train` with parsed flags. */
 async function runTrain(flags: TrainFlags): Promise<void> {
+  const { model, trainer, source, modelName } = buildTrainer(flags); // the guards refuse before the backend starts
   const backend: BackendInfo = await useBackend(flags.backend);
-  const { model, trainer, source, modelName } = buildTrainer(flags);
-  if (flags.resume !== undefined) loadCheckpoint(trainer, new Uint8Array(readFileSync(flags.resume)), flags.resume);
+  if (flags.resume !== undefined) {
+    checkInputFile(flags.resume, Infinity, 'a checkpoint');
+    loadCheckpoint(trainer, new Uint8Array(readFileSync(flags.resume)), flags.resume);
+    const warnings: string[] = [];
+    scanLoadedWeights(model.weights, guardFlags().strict === true ? 'error' : 'warn', flags.resume, warnings);
+    printWarnings('train', warnings);
+  }
   const json = flags.json === true;
   const startStep = trainer.step;
   const todo = Math.max(0, flags.steps - startStep);
@@ -202,7 +212,7 @@ async function runTrain(flags: TrainFlags): Promise<void> {
   stopProgress(progress);
   const seconds = (performance.now() - started) / 1000;
   if (flags.checkpointDir !== undefined && checkpoints.at(-1) !== checkpointPath(flags.checkpointDir, trainer.step)) writeCheckpoint();
-  if (flags.out !== undefined) saveModel(flags.out, model.config, model.weights, { dtype: model.dtype === 'float64' ? 'F64' : 'F32' });
+  if (flags.out !== undefined) saveModel(flags.out, model.config, model.weights); // stored in the compute dtype (F32 or F64)
   const tokens = todo * perStep;
   if (json) {
     printJSON({
@@ -230,7 +240,7 @@ async function runTrain(flags: TrainFlags): Promise<void> {
 export function registerTrainCommand(program: Command): void {
   const num = (flag: string) => parseNonNegative(flag);
   const int = (flag: string) => parsePositiveInt(flag);
-  program
+  const cmd = program
     .command('train')
     .description('train a preset or a model directory on a text or token file (main CE + MTP + balance loss, AdamW, router-bias balancing)')
     .option('--preset <name>', 'built-in config with seeded random init: tiny | small | bench (default tiny)')
@@ -251,14 +261,15 @@ export function registerTrainCommand(program: Command): void {
     .option('--balance-alpha <α>', 'sequence-wise balance loss weight α (0 = off)', num('--balance-alpha'), 1e-4)
     .option('--seed <n>', 'seed of the preset init and the random window order', (v) => Number(v), 0)
     .option('--order <order>', 'window order: random | sequential', 'random')
-    .option('--dtype <dtype>', 'compute precision: f32 | f64', parseDType, 'float32' as DType)
+    .addOption(dtypeOption())
     .option('--backend <name>', 'f32 kernels: js | wasm (SIMD)', parseBackend, 'wasm' as BackendName)
     .option('--checkpoint-dir <dir>', 'write training checkpoints (weights, AdamW moments, step, data position) here')
     .option('--checkpoint-every <n>', 'checkpoint every n steps (and always at the end)', int('--checkpoint-every'))
     .option('--resume <file>', 'continue from a checkpoint (same model, data and flags): bit-identical to an uninterrupted run')
     .option('--out <dir>', 'save the trained model here (config.json + model.safetensors)')
     .option('--log-every <n>', 'print a line every n steps (default steps/20)', int('--log-every'))
-    .option('--json', 'print a JSON summary with the per-step history on stdout (no progress bar)')
+    .option('--json', 'print a JSON summary with the per-step history on stdout (no progress bar)');
+  addGuardOptions(cmd, { weights: true, positions: true })
     .addHelpText(
       'after',
       '\nExamples:\n  $ dsv3 train --preset tiny --steps 400 --lr 3e-3 --out ./tiny-trained\n' +
