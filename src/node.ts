@@ -6,4 +6,5 @@
 export * from './index.js';
 export * from './io/safetensors_node.js';
 export * from './model/weights_node.js';
+export * from './model/adapters/lora_node.js';
 export * from './tokenizer/tokenizer_node.js';

@@ -19,3 +19,5 @@ export * from './model.js';
 export * from './generate.js';
 export * from './guards.js';
 export * from './numerics.js';
+export * from './topk.js';
+export * from './adapters/index.js';
