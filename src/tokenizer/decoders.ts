@@ -5,7 +5,7 @@
 import { UnsupportedError } from '../errors.js';
 import { previewText } from '../preview.js';
 import { CHAR_TO_BYTE, utf8DecodeLossy, utf8DecodeStrict, utf8Encode } from './byte_level.js';
-import { numberField, stringField } from './json_fields.js';
+import { numberField, sequenceField, stringField } from './json_fields.js';
 import { metaspaceScheme } from './pre_tokenizers.js';
 import { compileJsonPattern, replaceAll } from './regex.js';
 
@@ -56,7 +56,7 @@ export function decoderFromJSON(json: unknown): TokenizerDecoder | null {
     case 'ByteLevel':
       return { type, decodeChain: (ts) => [utf8DecodeLossy(concatBytes(ts.map(byteLevelTokenBytes)))] };
     case 'Sequence': {
-      const list = ((o['decoders'] as unknown[]) ?? []).map((d) => decoderFromJSON(d)!);
+      const list = sequenceField(o, 'decoders', 'decoder Sequence', decoderFromJSON);
       return { type, decodeChain: (ts) => list.reduce((acc, d) => d.decodeChain(acc), ts) };
     }
     case 'Replace': {

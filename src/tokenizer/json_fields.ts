@@ -20,3 +20,14 @@ export function numberField(o: Record<string, unknown>, key: string, where: stri
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new FormatError('tokenizer.json', `${where}: '${key}' is ${preview(v)}, expected a number`);
   return v;
 }
+
+/** The components of a `Sequence` (`o[key]`, absent = empty): each built by `build`; a non-list or a null entry is a FormatError. */
+export function sequenceField<T>(o: Record<string, unknown>, key: string, where: string, build: (json: unknown) => T | null): T[] {
+  const list = o[key] ?? [];
+  if (!Array.isArray(list)) throw new FormatError('tokenizer.json', `${where}: '${key}' is ${preview(list)}, expected a list`);
+  return list.map((json, i) => {
+    const part = build(json);
+    if (part === null) throw new FormatError('tokenizer.json', `${where}: ${key}[${i}] is null`);
+    return part;
+  });
+}

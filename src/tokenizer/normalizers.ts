@@ -7,7 +7,7 @@
 import { UnsupportedError } from '../errors.js';
 import { previewText } from '../preview.js';
 import { compileJsonPattern, findAllMatches, replaceAll } from './regex.js';
-import { stringField } from './json_fields.js';
+import { sequenceField, stringField } from './json_fields.js';
 import { RUST_COMBINING_MARKS } from './unicode_compat.js';
 import type { NormalizedText } from './normalized_text.js';
 import { normalizeWithChanges } from './unicode_alignments.js';
@@ -42,7 +42,7 @@ export function normalizerFromJSON(json: unknown): TokenizerNormalizer | null {
   const type = o['type'];
   switch (type) {
     case 'Sequence': {
-      const list = ((o['normalizers'] as unknown[]) ?? []).map((n) => normalizerFromJSON(n)!);
+      const list = sequenceField(o, 'normalizers', 'normalizer Sequence', normalizerFromJSON);
       return {
         normalize: (t: string) => list.reduce((s: string, n) => n.normalize(s), t),
         normalizeTracked: (t) => list.reduce((s: NormalizedText, n) => n.normalizeTracked(s), t),

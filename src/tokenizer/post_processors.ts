@@ -5,6 +5,7 @@
  */
 import { FormatError, UnsupportedError } from '../errors.js';
 import { preview, previewText } from '../preview.js';
+import { sequenceField } from './json_fields.js';
 
 /** Ids with their token strings and character offsets (one entry per token). */
 export interface TokenizerOffsetEncoding {
@@ -133,7 +134,7 @@ export function postProcessorFromJSON(json: unknown): TokenizerPostProcessor | n
       return { process: template.process, processEncoding: (enc, add) => template.processEncoding(trimByteLevelOffsets(enc, aps), add) };
     }
     case 'Sequence': {
-      const list = ((o['processors'] as unknown[]) ?? []).map((p) => postProcessorFromJSON(p)!);
+      const list = sequenceField(o, 'processors', 'post_processor Sequence', postProcessorFromJSON);
       return {
         process: (ids, add) => list.reduce((acc, p) => p.process(acc, add), ids),
         processEncoding: (enc, add) => list.reduce((acc, p) => p.processEncoding(acc, add), enc),

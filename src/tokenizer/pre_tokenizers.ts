@@ -5,7 +5,7 @@
 import { FormatError, UnsupportedError } from '../errors.js';
 import { preview, previewText } from '../preview.js';
 import { BYTE_TO_CHAR, GPT2_SPLIT_PATTERN, toByteLevel, utf8Encode } from './byte_level.js';
-import { stringField } from './json_fields.js';
+import { sequenceField, stringField } from './json_fields.js';
 import { nativeMatcher, type NativeMatcher } from './native_patterns.js';
 import type { NormalizedText } from './normalized_text.js';
 import { compileJsonPattern, compileOnigRegex, findAllMatches, forEachMatch, isNewerThanRust, RUST_WORD_CLASS } from './regex.js';
@@ -228,7 +228,7 @@ export function preTokenizerFromJSON(json: unknown): TokenizerPreTokenizer | nul
   const bySegments = (seg: (text: string) => Segments, behavior: SplitBehavior) => cutting(onPiece((t, emit) => splitInto(seg(t), behavior, emit)));
   switch (type) {
     case 'Sequence': {
-      return sequencePreTokenizer(((o['pretokenizers'] as unknown[]) ?? []).map((p) => preTokenizerFromJSON(p)!));
+      return sequencePreTokenizer(sequenceField(o, 'pretokenizers', 'pre_tokenizer Sequence', preTokenizerFromJSON));
     }
     case 'Split': {
       const re = compileJsonPattern(o['pattern'], 'pre_tokenizer Split');
