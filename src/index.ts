@@ -10,6 +10,7 @@ export * from './errors.js';
 export * from './tensor.js';
 export * from './random.js';
 export * from './kernels/index.js';
+export * from './ops/index.js';
 export * from './model/index.js';
 export * from './io/index.js';
 export * from './train/index.js';

@@ -20,6 +20,7 @@
  */
 import { InputError, ShapeError, WeightsError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
+import { linearBackward, linearForward, type LinearGemm, type LinearSite } from '../ops/linear.js';
 import { allocate, dtypeOf, Tensor, type DType, type FloatArray } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import type { MLACache } from './kv_cache.js';
@@ -63,6 +64,13 @@ export interface MLAOptions {
   trace?: TraceFn;
   /** Module path for trace names, e.g. `model.layers.3.self_attn`. */
   prefix?: string;
+  /** GEMMs of the projections (q_a/q_b/q, kv_a, kv_b, o_proj); the attention core stays exact. Default exact. */
+  gemm?: LinearGemm;
+}
+
+/** The Linear call site of projection `proj` under `prefix` (undefined: exact). */
+function projSite(gemm: LinearGemm | undefined, prefix: string, proj: string): LinearSite | undefined {
+  return gemm !== undefined ? { gemm, name: `${prefix}.${proj}` } : undefined;
 }
 
 /**
@@ -102,6 +110,9 @@ export interface MLASaved {
   P: FloatArray;
   /** head outputs flattened [B·S, H·V], the input of o_proj. */
   oFlat: FloatArray;
+  /** The projections' GEMM mode and the module path, as the forward ran them. */
+  gemm?: LinearGemm;
+  prefix: string;
 }
 
 /** A strided 4-D view: element (b, h, s, j) is at off + b·sb + h·sh + s·ss + j. */
@@ -372,18 +383,17 @@ export function mlaForward(
   const eps = config.rmsNormEps;
 
   // ---- query path: q = q_b_proj(q_a_layernorm(q_a_proj(x))) or q_proj(x): [B, S, H, n+R]
-  const q = allocate(dtype, N * H * qk);
+  let q: FloatArray;
   let cq: FloatArray | null = null;
   let cqn: FloatArray | null = null;
   let rstdQ: FloatArray | null = null;
   if (qr > 0) {
-    cq = allocate(dtype, N * qr);
-    k.matmul('nt', x, w.q_a_proj!.data, cq, N, qr, d);
+    cq = linearForward(x, w.q_a_proj!.data, N, qr, d, projSite(opts.gemm, prefix, 'q_a_proj'));
     ({ y: cqn, rstd: rstdQ } = rmsnormForward(cq, w.q_a_layernorm!.data, N, qr, eps));
     trace?.(`${prefix}.q_a_layernorm:out`, [B, S, qr], cqn);
-    k.matmul('nt', cqn, w.q_b_proj!.data, q, N, H * qk, qr);
+    q = linearForward(cqn, w.q_b_proj!.data, N, H * qk, qr, projSite(opts.gemm, prefix, 'q_b_proj'));
   } else {
-    k.matmul('nt', x, w.q_proj!.data, q, N, H * qk, d);
+    q = linearForward(x, w.q_proj!.data, N, H * qk, d, projSite(opts.gemm, prefix, 'q_proj'));
   }
   trace?.(`${prefix}:q`, [B, S, H, qk], q);
   // split per head into q_nope [B,H,S,n] and q_pe [B,H,S,R]; RoPE on q_pe at p = startPos + s
@@ -395,8 +405,7 @@ export function mlaForward(
   if (trace) trace(`${prefix}:q_pe`, [B, S, H, R], toTokenMajor(qPe, B, H, S, R));
 
   // ---- KV path: [c | k_pe] = kv_a_proj_with_mqa(x); ĉ = kv_a_layernorm(c) (the norm sees the latent only)
-  const kva = allocate(dtype, N * (C + R));
-  k.matmul('nt', x, w.kv_a_proj_with_mqa.data, kva, N, C + R, d);
+  const kva = linearForward(x, w.kv_a_proj_with_mqa.data, N, C + R, d, projSite(opts.gemm, prefix, 'kv_a_proj_with_mqa'));
   const latent = allocate(dtype, N * C);
   const kPe = allocate(dtype, N * R);
   copyBlocks(tokenMajor(kva, 0, C + R, 0, S), tokenMajor(latent, 0, C, 0, S), B, 1, S, C);
@@ -418,8 +427,7 @@ export function mlaForward(
   let kv: FloatArray | null = null;
   if (attn === 'naive' || save) {
     // kv = kv_b_proj(ĉ): [B, S, H, n+V], head h = [k_nope | v]
-    kv = allocate(dtype, N * kvW);
-    k.matmul('nt', cHat, w.kv_b_proj.data, kv, N, kvW, C);
+    kv = linearForward(cHat, w.kv_b_proj.data, N, kvW, C, projSite(opts.gemm, prefix, 'kv_b_proj'));
     naive = naiveKV(dm, B, S, kv);
   }
 
@@ -427,8 +435,7 @@ export function mlaForward(
     // inference without a cache: causal query blocks skip the masked keys (same result, less work)
     const oFlat = allocate(dtype, N * H * V);
     causalAttention(dm, B, S, tau, qNope, qPe, naive!.kNope, kPe, naive!.Vh, oFlat);
-    const out = allocate(dtype, N * d);
-    k.matmul('nt', oFlat, w.o_proj.data, out, N, d, H * V);
+    const out = linearForward(oFlat, w.o_proj.data, N, d, H * V, projSite(opts.gemm, prefix, 'o_proj'));
     return { out, saved: null };
   }
 
@@ -511,12 +518,11 @@ export function mlaForward(
   // u = o_proj(flatten_{h,j} o): o flattened at index h·V + j
   const oFlat = toTokenMajor(O, B, H, S, V);
   trace?.(`${prefix}:o`, [B, S, H * V], oFlat);
-  const out = allocate(dtype, N * d);
-  k.matmul('nt', oFlat, w.o_proj.data, out, N, d, H * V);
+  const out = linearForward(oFlat, w.o_proj.data, N, d, H * V, projSite(opts.gemm, prefix, 'o_proj'));
   trace?.(`${prefix}:out`, [B, S, d], out);
 
   const saved: MLASaved | null = save
-    ? { B, S, startPos, rope, x, cq, rstdQ, cqn, latent, rstdKv, cHat, qNope, qPe, kNope: naive!.kNope, kPe, Vh: naive!.Vh, P, oFlat }
+    ? { B, S, startPos, rope, x, cq, rstdQ, cqn, latent, rstdKv, cHat, qNope, qPe, kNope: naive!.kNope, kPe, Vh: naive!.Vh, P, oFlat, ...(opts.gemm !== undefined ? { gemm: opts.gemm } : {}), prefix }
     : null;
   return { out, saved };
 }
@@ -540,9 +546,8 @@ export function mlaBackward(config: ModelConfig, w: MLAWeights, grads: MLAWeight
   const dx = allocate(dtype, N * d);
 
   // u = oFlat·W_oᵀ:  dW_o += duᵀ·oFlat;  doFlat = du·W_o
-  k.matmul('tn', dout, saved.oFlat, grads.o_proj.data, d, H * V, N, true);
-  const doFlat = allocate(dtype, N * H * V);
-  k.matmul('nn', dout, w.o_proj.data, doFlat, N, H * V, d);
+  const site = (proj: string): LinearSite | undefined => projSite(saved.gemm, saved.prefix, proj);
+  const doFlat = linearBackward(saved.oFlat, w.o_proj.data, dout, grads.o_proj.data, N, d, H * V, undefined, site('o_proj'));
   const dO = allocate(dtype, N * H * V); // [B, H, S, V]
   copyBlocks(tokenMajor(doFlat, 0, V, H, S), headMajor(dO, 0, V, H, S), B, H, S, V);
 
@@ -577,9 +582,7 @@ export function mlaBackward(config: ModelConfig, w: MLAWeights, grads: MLAWeight
   copyBlocks(headMajor(dVh, 0, V, H, T), tokenMajor(dkv, n, n + V, H, T), B, H, T, V);
 
   // kv = ĉ·W_kvbᵀ:  dW_kvb += dkvᵀ·ĉ;  dĉ = dkv·W_kvb
-  k.matmul('tn', dkv, saved.cHat, grads.kv_b_proj.data, H * (n + V), C, N, true);
-  const dcHat = allocate(dtype, N * C);
-  k.matmul('nn', dkv, w.kv_b_proj.data, dcHat, N, C, H * (n + V));
+  const dcHat = linearBackward(saved.cHat, w.kv_b_proj.data, dkv, grads.kv_b_proj.data, N, H * (n + V), C, undefined, site('kv_b_proj'));
 
   // [c | k_pe_raw] = x·W_kvaᵀ, ĉ = kv_a_layernorm(c), k_pe = RoPE(k_pe_raw): RoPE backward = rotation by −θ
   const dLatent = allocate(dtype, N * C);
@@ -588,8 +591,7 @@ export function mlaBackward(config: ModelConfig, w: MLAWeights, grads: MLAWeight
   const dkva = allocate(dtype, N * (C + R));
   copyBlocks(tokenMajor(dLatent, 0, C, 0, S), tokenMajor(dkva, 0, C + R, 0, S), B, 1, S, C);
   copyBlocks(tokenMajor(dkPe, 0, R, 0, S), tokenMajor(dkva, C, C + R, 0, S), B, 1, S, R);
-  k.matmul('tn', dkva, x, grads.kv_a_proj_with_mqa.data, C + R, d, N, true);
-  k.matmul('nn', dkva, w.kv_a_proj_with_mqa.data, dx, N, d, C + R, true);
+  linearBackward(x, w.kv_a_proj_with_mqa.data, dkva, grads.kv_a_proj_with_mqa.data, N, C + R, d, dx, site('kv_a_proj_with_mqa'));
 
   // q [B, S, H, n+R] = [q_nope ; q_pe] per head, q_pe rotated
   k.rope(dqPe, dqPe, rope.cos, rope.sin, positions(B, H, S, startPos), N * H, R, true);
@@ -599,17 +601,13 @@ export function mlaBackward(config: ModelConfig, w: MLAWeights, grads: MLAWeight
 
   if (qr > 0) {
     // q = cqn·W_qbᵀ, cqn = q_a_layernorm(cq), cq = x·W_qaᵀ
-    k.matmul('tn', dq, saved.cqn!, grads.q_b_proj!.data, H * qk, qr, N, true);
-    const dcqn = allocate(dtype, N * qr);
-    k.matmul('nn', dq, w.q_b_proj!.data, dcqn, N, qr, H * qk);
+    const dcqn = linearBackward(saved.cqn!, w.q_b_proj!.data, dq, grads.q_b_proj!.data, N, H * qk, qr, undefined, site('q_b_proj'));
     const dcq = allocate(dtype, N * qr);
     rmsnormBackward(saved.cq!, w.q_a_layernorm!.data, saved.rstdQ!, dcqn, dcq, grads.q_a_layernorm!.data, N, qr);
-    k.matmul('tn', dcq, x, grads.q_a_proj!.data, qr, d, N, true);
-    k.matmul('nn', dcq, w.q_a_proj!.data, dx, N, d, qr, true);
+    linearBackward(x, w.q_a_proj!.data, dcq, grads.q_a_proj!.data, N, qr, d, dx, site('q_a_proj'));
   } else {
     // q = x·W_qᵀ
-    k.matmul('tn', dq, x, grads.q_proj!.data, H * qk, d, N, true);
-    k.matmul('nn', dq, w.q_proj!.data, dx, N, d, H * qk, true);
+    linearBackward(x, w.q_proj!.data, dq, grads.q_proj!.data, N, H * qk, d, dx, site('q_proj'));
   }
   return dx;
 }

@@ -10,6 +10,7 @@
  */
 import { WeightsError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
+import type { LinearGemm } from '../ops/linear.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
 import { mlaBackward, mlaForward, mlaWeightsFrom, type MLAOptions, type MLASaved, type MLAWeights } from './attention.js';
 import type { ModelConfig } from './config.js';
@@ -107,6 +108,8 @@ export interface BlockForwardOptions extends Pick<MLAOptions, 'startPos' | 'rope
   save?: boolean;
   /** Receives the time of the attention half and of the FFN half. */
   profile?: PhaseTimer;
+  /** GEMMs of the block's Linears (attention projections, MLP/expert projections); default exact. */
+  gemm?: LinearGemm;
 }
 
 /** What {@link blockBackward} needs: the block input, the mid residual, the two rstd vectors and the sub-layers' saves. */
@@ -155,6 +158,7 @@ export function blockForward(config: ModelConfig, w: BlockWeights, x: FloatArray
     save,
     ...(trace !== undefined ? { trace } : {}),
     prefix: `${prefix}.self_attn`,
+    ...(opts.gemm !== undefined ? { gemm: opts.gemm } : {}),
   });
   // hMid = x + MLA(a)
   const hMid = allocate(dtype, N * d);
@@ -172,12 +176,18 @@ export function blockForward(config: ModelConfig, w: BlockWeights, x: FloatArray
   let mlpSaved: MLPSaved | null = null;
   let moeSaved: MoESaved | null = null;
   if (w.moe !== null) {
-    const r = moeForward(config, w.moe, f, N, { save, ...(trace !== undefined ? { trace } : {}), prefix: `${prefix}.mlp`, outShape: [B, S, d] });
+    const r = moeForward(config, w.moe, f, N, {
+      save,
+      ...(trace !== undefined ? { trace } : {}),
+      prefix: `${prefix}.mlp`,
+      outShape: [B, S, d],
+      ...(opts.gemm !== undefined ? { gemm: opts.gemm } : {}),
+    });
     ffnOut = r.out;
     routing = r.routing;
     moeSaved = r.saved;
   } else {
-    const r = mlpForward(w.mlp!, f, N, save);
+    const r = mlpForward(w.mlp!, f, N, save, opts.gemm !== undefined ? { gemm: opts.gemm, prefix: `${prefix}.mlp` } : undefined);
     ffnOut = r.out;
     mlpSaved = r.saved;
     trace?.(`${prefix}.mlp:out`, [B, S, d], ffnOut);

@@ -14,7 +14,7 @@ import type { DeepSeekV3, ModelForwardOptions } from './model.js';
 import type { NumericsProfile } from './numerics.js';
 import { withRoutingOverride, type RoutingOverride } from './topk.js';
 import { mtpForward } from './mtp.js';
-import { linearForward } from './transformer.js';
+import { linearForward } from '../ops/linear.js';
 
 /** Options of {@link generate}; `topk`/`topkGroup` override the routing of every forward, MTP drafts included (topk.ts). */
 export interface GenerateOptions extends RoutingOverride {

@@ -4,6 +4,7 @@
  */
 import { ShapeError, WeightsError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
+import { linearBackward, linearForward, type LinearGemm, type LinearSite } from '../ops/linear.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
 
 /** The three projections of one SwiGLU MLP, HF names. The same record type holds their gradients. */
@@ -32,6 +33,19 @@ export interface MLPSaved {
   b: FloatArray;
   /** h = silu(a) ⊙ b: [N, I]. */
   h: FloatArray;
+  /** The Linears' GEMM mode and module path, as the forward ran them (null: exact). */
+  site: MLPSite | null;
+}
+
+/** Where an MLP runs: the GEMM mode of its three Linears and its module path (e.g. `model.layers.3.mlp.experts.7`). */
+export interface MLPSite {
+  gemm: LinearGemm;
+  prefix: string;
+}
+
+/** The Linear call site of one projection of an MLP (undefined: exact). */
+function projSite(site: MLPSite | null | undefined, proj: 'gate_proj' | 'up_proj' | 'down_proj'): LinearSite | undefined {
+  return site ? { gemm: site.gemm, name: `${site.prefix}.${proj}` } : undefined;
 }
 
 /** Looks up a tensor by its HF name or throws a `WeightsError` naming it. */
@@ -75,27 +89,25 @@ function mlpDims(w: MLPWeights): { d: number; I: number } {
 
 /**
  * Forward of the SwiGLU MLP on N rows. With `save`, keeps a, b, h and a reference to x for the
- * backward.
+ * backward. `site` selects the GEMMs of its Linears (default exact).
  */
 export function mlpForward(
   w: MLPWeights,
   x: FloatArray /* [N, d] */,
   N: number,
   save = false,
+  site?: MLPSite,
 ): { out: FloatArray /* [N, d] */; saved: MLPSaved | null } {
   const { d, I } = mlpDims(w);
   if (x.length !== N * d) throw new ShapeError(`MLP input has ${x.length} elements, expected N·d = ${N}·${d}`);
   const dtype = dtypeOf(x);
   const k = kernelsFor(dtype);
-  const a = allocate(dtype, N * I);
-  const b = allocate(dtype, N * I);
+  const a = linearForward(x, w.gate_proj.data, N, I, d, projSite(site, 'gate_proj')); // a = x W₁ᵀ
+  const b = linearForward(x, w.up_proj.data, N, I, d, projSite(site, 'up_proj')); // b = x W₃ᵀ
   const h = allocate(dtype, N * I);
-  const out = allocate(dtype, N * d);
-  k.matmul('nt', x, w.gate_proj.data, a, N, I, d); // a = x W₁ᵀ
-  k.matmul('nt', x, w.up_proj.data, b, N, I, d); // b = x W₃ᵀ
   k.swigluForward(a, b, h, N * I); // h = silu(a) ⊙ b
-  k.matmul('nt', h, w.down_proj.data, out, N, d, I); // out = h W₂ᵀ
-  return { out, saved: save ? { N, d, I, x, a, b, h } : null };
+  const out = linearForward(h, w.down_proj.data, N, d, I, projSite(site, 'down_proj')); // out = h W₂ᵀ
+  return { out, saved: save ? { N, d, I, x, a, b, h, site: site ?? null } : null };
 }
 
 /**
@@ -103,23 +115,18 @@ export function mlpForward(
  * dx [N, d] as a fresh array.
  */
 export function mlpBackward(w: MLPWeights, grads: MLPWeights, saved: MLPSaved, dout: FloatArray /* [N, d] */): FloatArray {
-  const { N, d, I, x, a, b, h } = saved;
+  const { N, d, I, x, a, b, h, site } = saved;
   if (dout.length !== N * d) throw new ShapeError(`MLP dout has ${dout.length} elements, expected N·d = ${N}·${d}`);
   const dtype = dtypeOf(x);
   const k = kernelsFor(dtype);
   // out = h W₂ᵀ:  dW₂ += doutᵀ h,  dh = dout W₂
-  k.matmul('tn', dout, h, grads.down_proj.data, d, I, N, true);
-  const dh = allocate(dtype, N * I);
-  k.matmul('nn', dout, w.down_proj.data, dh, N, I, d);
+  const dh = linearBackward(h, w.down_proj.data, dout, grads.down_proj.data, N, d, I, undefined, projSite(site, 'down_proj'));
   // h = silu(a) ⊙ b
   const da = allocate(dtype, N * I);
   const db = allocate(dtype, N * I);
   k.swigluBackward(a, b, dh, da, db, N * I);
-  // a = x W₁ᵀ, b = x W₃ᵀ
-  k.matmul('tn', da, x, grads.gate_proj.data, I, d, N, true);
-  k.matmul('tn', db, x, grads.up_proj.data, I, d, N, true);
-  const dx = allocate(dtype, N * d);
-  k.matmul('nn', da, w.gate_proj.data, dx, N, d, I);
-  k.matmul('nn', db, w.up_proj.data, dx, N, d, I, true);
+  // a = x W₁ᵀ, b = x W₃ᵀ:  dW₁ += daᵀ x,  dW₃ += dbᵀ x,  dx = da W₁ + db W₃
+  const dx = linearBackward(x, w.gate_proj.data, da, grads.gate_proj.data, N, I, d, undefined, projSite(site, 'gate_proj'));
+  linearBackward(x, w.up_proj.data, db, grads.up_proj.data, N, I, d, dx, projSite(site, 'up_proj'));
   return dx;
 }

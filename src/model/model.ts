@@ -35,11 +35,13 @@ import type { TraceFn } from './trace.js';
 import { transformerBackward, transformerForward, transformerWeightsFrom, type TransformerWeights } from './transformer.js';
 import { checkWeights, type Fp8Weights, type ModelWeights } from './weights.js';
 import { parseNumericsProfile, type NumericsProfile } from './numerics.js';
+import { linearGemmFor, type TrainNumerics } from '../ops/linear.js';
+import type { Fp8TrainOptions } from '../ops/fp8_train.js';
 import { profileForward } from './profile/forward.js';
 import { ProfileWeights } from './profile/linear.js';
+import { checkForwardPass, checkTrainingPass, modelLimits, type ModelLimits, type ResourceOptions } from './guards.js';
 
 /** Token ids: rows of equal length, or a flat Int32Array [B, T] with `B` (and `T`) given in the options. */
-import { checkForwardPass, checkTrainingPass, modelLimits, type ModelLimits, type ResourceOptions } from './guards.js';
 export type TokenInput = readonly (readonly number[])[] | Int32Array;
 
 /** Options of {@link DeepSeekV3.forward}; `topk`/`topkGroup` override the routing for this call (topk.ts). */
@@ -128,6 +130,14 @@ export interface LossOptions extends RoutingOverride {
   trace?: TraceFn;
   /** Receives the time of each phase of the forward, the losses and the backward; for benchmarks. */
   profile?: PhaseTimer;
+  /**
+   * Training numerics (default 'exact'). 'fp8-train' runs every Linear's Fprop, Dgrad and Wgrad as block-scaled FP8
+   * (tech report §3.3; the embedding, head, gate, norms and attention core stay exact): docs/components/fp8-training.md.
+   * With `trace`, each FP8 GEMM's quantized operands are traced too. Needs attn 'naive'.
+   */
+  numerics?: TrainNumerics;
+  /** Knobs of 'fp8-train' (scale format, amax clamp, eh_proj, disableQuant). */
+  fp8Train?: Fp8TrainOptions;
 }
 
 /** Routing load of one MoE layer, for the bias update (SPEC §5.2). */
@@ -162,6 +172,8 @@ export class DeepSeekV3 {
   readonly fp8: Fp8Weights;
   /** Halves of the MTP eh_proj input, for training and speculative decoding. */
   readonly mtpConcatOrder: MTPConcatOrder;
+  /** Memory budget and position policy of every pass (options maxBytes, allowLongContext; guards.ts). */
+  readonly limits: ModelLimits;
   private rope: RopeTables | null = null;
   private readonly profileWeights = new Map<NumericsProfile, ProfileWeights>();
 
@@ -172,13 +184,12 @@ export class DeepSeekV3 {
     this.mtpConcatOrder = parseMtpConcatOrder(opts.mtpConcatOrder ?? 'embedding-first', 'DeepSeekV3 option mtpConcatOrder');
     const embed = weights.get('model.embed_tokens.weight');
     if (embed === undefined) throw new WeightsError(`missing tensor 'model.embed_tokens.weight'`);
-  /** Memory budget and position policy of every pass (options maxBytes, allowLongContext; guards.ts). */
-  readonly limits: ModelLimits;
     this.dtype = embed.dtype;
     for (const [name, t] of weights) {
       if (t.dtype !== this.dtype) throw new WeightsError(`tensor '${name}' is ${t.dtype} but the model is ${this.dtype}`);
     }
     checkWeights(config, weights); // exactly the config's tensors with their shapes, else a WeightsError naming them
+    this.limits = modelLimits(opts, weights.values());
   }
 
   /** RoPE tables covering positions [0, n) (grown on demand, angles in f64). */
@@ -189,7 +200,6 @@ export class DeepSeekV3 {
     return this.rope;
   }
 
-    this.limits = modelLimits(opts, weights.values());
   /**
    * One KV cache per main layer for `batch` rows of up to `maxLen` tokens, in the model's dtype, or in float32 (holding
    * bf16 values) for an official-* numerics profile.
@@ -228,6 +238,7 @@ export class DeepSeekV3 {
     const startPos = opts.startPos ?? 0;
     if (!Number.isInteger(startPos) || startPos < 0) throw new InputError(`forward: startPos must be a non-negative integer, got ${startPos}`);
     const mode = opts.logits ?? 'all';
+    checkForwardPass(this.config, this.dtype, this.limits, B, T, startPos, opts.attn ?? 'naive', mode);
     const numerics = parseNumericsProfile(opts.numerics ?? 'exact', 'forward: numerics');
     if (numerics !== 'exact') return this.forwardProfile(numerics, flat, B, T, startPos, mode, opts);
     const out = transformerForward(withRoutingOverride(this.config, opts, 'forward'), this.mainWeights(), flat, B, T, {
@@ -238,7 +249,6 @@ export class DeepSeekV3 {
       ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
       ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
       logits: mode,
-    checkForwardPass(this.config, this.dtype, this.limits, B, T, startPos, opts.attn ?? 'naive', mode);
     });
     const d = this.config.hiddenSize;
     const V = this.config.vocabSize;
@@ -294,6 +304,7 @@ export class DeepSeekV3 {
     const { ids, B, T, labels: labelsIn } = toTokenBatch(batch);
     if (T < 1) throw new InputError('lossAndGrads: rows need at least 2 ids (T ≥ 1 predicted positions)');
     validateTokenIds(ids, B, T + 1, cfg.vocabSize);
+    checkTrainingPass(cfg, this.dtype, this.limits, B, T);
     const d = cfg.hiddenSize;
     const V = cfg.vocabSize;
     const dtype = this.dtype;
@@ -304,7 +315,6 @@ export class DeepSeekV3 {
       for (let t = 0; t < T; t++) {
         inputs[b * T + t] = ids[b * (T + 1) + t]!;
         labels[b * T + t] = labelsIn !== undefined ? labelsIn[b * T + t]! : ids[b * (T + 1) + t + 1]!;
-    checkTrainingPass(cfg, this.dtype, this.limits, B, T);
       }
     }
     if (labelsIn !== undefined) {
@@ -319,6 +329,9 @@ export class DeepSeekV3 {
     const attn = opts.attn ?? 'naive';
     const rope = this.ropeTables(T);
     const trace = opts.trace;
+    const gemm = linearGemmFor(opts.numerics, opts.fp8Train, trace);
+    // the absorbed path folds kv_b_proj into the attention core (kept exact), which would bypass its FP8 GEMM
+    if (opts.numerics === 'fp8-train' && attn !== 'naive') throw new InputError(`lossAndGrads: numerics 'fp8-train' needs attn 'naive', got '${attn}'`);
     const profile = opts.profile;
     const lap = phaseLaps(profile);
 
@@ -335,6 +348,7 @@ export class DeepSeekV3 {
       attn,
       rope,
       save: true,
+      gemm,
       ...(trace !== undefined ? { trace } : {}),
       ...(profile !== undefined ? { profile } : {}),
     });
@@ -367,6 +381,7 @@ export class DeepSeekV3 {
         attn,
         save: true,
         concatOrder: this.mtpConcatOrder,
+        gemm,
         ...(trace !== undefined ? { trace } : {}),
       });
       // L^k = −(1/T)·Σ log P (paper: normalised by T per sequence, i.e. B·T over the batch) or by valid targets

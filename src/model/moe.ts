@@ -9,6 +9,7 @@
  * result does not depend on how tokens are grouped or batched.
  */
 import { ShapeError, WeightsError } from '../errors.js';
+import type { LinearGemm } from '../ops/linear.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import { gateBackward, gateForward, type GateSaved, type GateWeights, type Routing } from './gate.js';
@@ -55,6 +56,8 @@ export interface MoEForwardOptions {
   prefix?: string;
   /** Shape of the traced `${prefix}:out` (default [N, d]; a block passes [B, S, d], the shape the MoE module returns). */
   outShape?: readonly number[];
+  /** GEMMs of the experts' Linears (routed and shared; the gate stays exact). Default exact. */
+  gemm?: LinearGemm;
 }
 
 /** The MoE weights under `prefix` (e.g. `model.layers.3.mlp`). */
@@ -126,7 +129,8 @@ export function moeForward(
     }
     const xe = allocate(dtype, n * d);
     for (let r = 0; r < n; r++) xe.set(x.subarray(tokens[r]! * d, (tokens[r]! + 1) * d), r * d);
-    const { out: ye, saved } = mlpForward(w.experts[e]!, xe, n, save);
+    // under FP8 training an expert's Wgrad tiles run along its own gathered tokens (docs/components/fp8-training.md)
+    const { out: ye, saved } = mlpForward(w.experts[e]!, xe, n, save, opts.gemm && { gemm: opts.gemm, prefix: `${prefix}.experts.${e}` });
     expertSaved.push(saved);
     expertOut.push(ye);
   }
@@ -134,7 +138,7 @@ export function moeForward(
   let sharedOut: FloatArray | null = null;
   let sharedSaved: MLPSaved | null = null;
   if (w.shared_experts !== null) {
-    const r = mlpForward(w.shared_experts, x, N, save);
+    const r = mlpForward(w.shared_experts, x, N, save, opts.gemm && { gemm: opts.gemm, prefix: `${prefix}.shared_experts` });
     sharedOut = r.out;
     sharedSaved = r.saved;
     opts.trace?.(`${prefix}.shared_experts:out`, [N, d], sharedOut);

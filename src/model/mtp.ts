@@ -13,6 +13,7 @@
  */
 import { InputError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
+import { linearBackward, linearForward, type LinearGemm, type LinearSite } from '../ops/linear.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
 import type { AttnImpl } from './attention.js';
 import { blockBackward, blockForward, blockWeightsFrom, layerPrefix, type BlockSaved, type BlockWeights } from './block.js';
@@ -22,7 +23,7 @@ import type { Routing } from './gate.js';
 import type { MLACache } from './kv_cache.js';
 import type { RopeTables } from './rope.js';
 import type { TraceFn } from './trace.js';
-import { linearBackward, linearForward, requireTensor } from './transformer.js';
+import { requireTensor } from './transformer.js';
 import type { ModelWeights } from './weights.js';
 
 /**
@@ -85,6 +86,8 @@ export interface MTPForwardOptions {
   logits?: boolean;
   /** Halves of eh_proj's input (default 'embedding-first', the released weights). */
   concatOrder?: MTPConcatOrder;
+  /** GEMMs of eh_proj and the block's Linears (the shared head stays exact). Default exact. */
+  gemm?: LinearGemm;
 }
 
 /** What {@link mtpBackward} needs. */
@@ -104,6 +107,8 @@ export interface MTPSaved {
   y: FloatArray;
   rstdOut: FloatArray;
   z: FloatArray;
+  /** eh_proj's call site as the forward ran it (undefined: exact). */
+  ehSite: LinearSite | undefined;
 }
 
 /** Output of {@link mtpForward}. */
@@ -161,7 +166,10 @@ export function mtpForward(
     cat.set(en.subarray(n * d, n * d + d), n * 2 * d + embAt);
     cat.set(hn.subarray(n * d, n * d + d), n * 2 * d + hidAt);
   }
-  const x = linearForward(cat, w.eh_proj.data, N, d, 2 * d);
+  // under FP8 training eh_proj is a Linear like any other unless fp8Train.ehProj = 'high'
+  const ehSite: LinearSite | undefined =
+    opts.gemm !== undefined && !(opts.gemm.kind === 'fp8-train' && opts.gemm.config.ehProj === 'high') ? { gemm: opts.gemm, name: `${prefix}.eh_proj` } : undefined;
+  const x = linearForward(cat, w.eh_proj.data, N, d, 2 * d, ehSite);
   trace?.(`${prefix}.eh_proj:out`, [B, S, d], x);
   const blk = blockForward(config, w.block, x, B, S, {
     index: w.index,
@@ -171,6 +179,7 @@ export function mtpForward(
     ...(opts.cache !== undefined ? { cache: opts.cache } : {}),
     save,
     ...(trace !== undefined ? { trace } : {}),
+    ...(opts.gemm !== undefined ? { gemm: opts.gemm } : {}),
   });
   const y = blk.out;
   const z = allocate(dtype, N * d);
@@ -183,7 +192,7 @@ export function mtpForward(
     trace?.(`${prefix}.shared_head.head:out`, [B, S, V], logits);
   }
   const saved: MTPSaved | null = save
-    ? { B, S, tokens, embAt, hidAt, emb, hPrev, rstdE, rstdH, cat, block: blk.saved!, y, rstdOut, z }
+    ? { B, S, tokens, embAt, hidAt, emb, hPrev, rstdE, rstdH, cat, block: blk.saved!, y, rstdOut, z, ehSite }
     : null;
   return { logits, hidden: y, normed: z, routing: blk.routing, saved };
 }
@@ -227,7 +236,7 @@ export function mtpBackward(
   // y = TRM_k(x)
   const dx = blockBackward(config, w.block, g.block, saved.block, dy, opts.dscores);
   // x = cat·eh_projᵀ
-  const dcat = linearBackward(saved.cat, w.eh_proj.data, dx, g.eh_proj.data, N, d, 2 * d);
+  const dcat = linearBackward(saved.cat, w.eh_proj.data, dx, g.eh_proj.data, N, d, 2 * d, undefined, saved.ehSite);
   const den = allocate(dtype, N * d);
   const dhn = allocate(dtype, N * d);
   const { embAt, hidAt } = saved;

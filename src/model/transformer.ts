@@ -7,7 +7,8 @@
  */
 import { InputError, WeightsError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
-import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
+import { linearBackward, linearForward, type LinearGemm } from '../ops/linear.js';
+import { allocate, type FloatArray, type Tensor } from '../tensor.js';
 import type { AttnImpl } from './attention.js';
 import { blockBackward, blockForward, blockWeightsFrom, phaseLaps, type BlockSaved, type BlockWeights, type PhaseTimer } from './block.js';
 import type { ModelConfig } from './config.js';
@@ -49,31 +50,6 @@ export function transformerWeightsFrom(config: ModelConfig, weights: ModelWeight
   };
 }
 
-/** y[rows,out] = x[rows,in]·Wᵀ (a bias-free linear layer; W is [out, in]). */
-export function linearForward(x: FloatArray, W: FloatArray, rows: number, outDim: number, inDim: number): FloatArray {
-  const y = allocate(dtypeOf(x), rows * outDim);
-  kernelsFor(dtypeOf(x)).matmul('nt', x, W, y, rows, outDim, inDim);
-  return y;
-}
-
-/** Backward of {@link linearForward}: dW += dyᵀ·x; dx += dy·W into the given dx (or a fresh array, returned). */
-export function linearBackward(
-  x: FloatArray,
-  W: FloatArray,
-  dy: FloatArray,
-  dW: FloatArray,
-  rows: number,
-  outDim: number,
-  inDim: number,
-  dx?: FloatArray,
-): FloatArray {
-  const k = kernelsFor(dtypeOf(x));
-  k.matmul('tn', dy, x, dW, outDim, inDim, rows, true);
-  const out = dx ?? allocate(dtypeOf(x), rows * inDim);
-  k.matmul('nn', dy, W, out, rows, inDim, outDim, true);
-  return out;
-}
-
 /** Options of {@link transformerForward}. */
 export interface TransformerForwardOptions {
   /** Tokens already in the caches (absolute position of the first id). Default 0. */
@@ -90,6 +66,8 @@ export interface TransformerForwardOptions {
   logits?: 'all' | 'last' | 'none';
   /** Receives the time of the embedding, of each block half and of the head. */
   profile?: PhaseTimer;
+  /** GEMMs of the blocks' Linears (default exact; the head stays exact, as FP8 training keeps it in high precision). */
+  gemm?: LinearGemm;
 }
 
 /** What {@link transformerBackward} needs. */
@@ -157,6 +135,7 @@ export function transformerForward(
       save,
       ...(trace !== undefined ? { trace } : {}),
       ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
+      ...(opts.gemm !== undefined ? { gemm: opts.gemm } : {}),
     });
     h = r.out;
     hidden.push(h);

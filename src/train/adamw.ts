@@ -1,5 +1,5 @@
 import { InputError, ShapeError } from '../errors.js';
-import { kernelsFor, type AdamWParams } from '../kernels/index.js';
+import { bf16Round, kernelsFor, type AdamWParams } from '../kernels/index.js';
 import { Tensor } from '../tensor.js';
 
 /**
@@ -28,6 +28,13 @@ export interface AdamWOptions {
   trainable?: (name: string) => boolean;
   /** Update arithmetic, see {@link AdamWImpl} (default `'kernel'`). */
   impl?: AdamWImpl;
+  /**
+   * Precision of the moments m, v: the parameters' (default `'param'`) or `'bfloat16'`, as DeepSeek-V3's FP8
+   * training keeps them (tech report §3.3.3). With bf16, each step computes the moment updates in f64, rounds
+   * them to bf16 (RNE), and updates the parameter from the rounded moments in f64, stored in its own dtype;
+   * `impl` is then not used.
+   */
+  momentDtype?: 'param' | 'bfloat16';
 }
 
 /** The optimizer state needed to resume: step count and the moments m, v per parameter name. */
@@ -55,6 +62,8 @@ export class AdamW {
   readonly eps: number;
   readonly weightDecay: number;
   readonly impl: AdamWImpl;
+  /** Precision of the moments (see {@link AdamWOptions.momentDtype}). */
+  readonly momentDtype: 'param' | 'bfloat16';
   /** Names updated by this optimizer, in the params' order. */
   readonly names: readonly string[];
   private readonly decayByName: Map<string, boolean>;
@@ -69,6 +78,10 @@ export class AdamW {
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0.1;
     this.impl = opts.impl ?? 'kernel';
+    this.momentDtype = opts.momentDtype ?? 'param';
+    if (this.momentDtype !== 'param' && this.momentDtype !== 'bfloat16') {
+      throw new InputError(`AdamW: momentDtype = ${JSON.stringify(this.momentDtype)}; expected 'param' or 'bfloat16'`);
+    }
     const trainable = opts.trainable ?? isTrainableParameterName;
     this.names = [...params.keys()].filter(trainable);
     this.decayByName = new Map(this.names.map((n) => [n, opts.decayAll === true || params.get(n)!.shape.length >= 2]));
@@ -118,7 +131,8 @@ export class AdamW {
       const g = grads.get(name)!.data;
       const m = this.m.get(name)!.data;
       const v = this.v.get(name)!.data;
-      if (this.impl === 'torch') adamwTorchUpdate(p.data, g, m, v, hp);
+      if (this.momentDtype === 'bfloat16') adamwBf16MomentsUpdate(p.data, g, m, v, hp);
+      else if (this.impl === 'torch') adamwTorchUpdate(p.data, g, m, v, hp);
       else kernelsFor(p.dtype).adamw(p.data, g, m, v, p.size, hp);
     }
   }
@@ -144,6 +158,24 @@ export class AdamW {
     }
     if (!Number.isInteger(state.step) || state.step < 0) throw new InputError(`AdamW.importState: bad step ${state.step}`);
     this.stepCount = state.step;
+  }
+}
+
+/**
+ * AdamW with bf16 moments: m ← bf16(β₁m + (1−β₁)g), v ← bf16(β₂v + (1−β₂)g²) (each computed in f64, rounded once),
+ * then p ← p·(1 − lr·wd) − (lr/bc₁)·m / (√v/√bc₂ + ε) in f64 from the rounded moments, stored in p's dtype.
+ */
+function adamwBf16MomentsUpdate(p: Float32Array | Float64Array, g: Float32Array | Float64Array, m: Float32Array | Float64Array, v: Float32Array | Float64Array, h: AdamWParams): void {
+  const bc1 = 1 - h.beta1 ** h.step;
+  const bc2Sqrt = Math.sqrt(1 - h.beta2 ** h.step);
+  const decay = 1 - h.lr * h.weightDecay;
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i]!;
+    const mi = bf16Round(h.beta1 * m[i]! + (1 - h.beta1) * gi);
+    const vi = bf16Round(h.beta2 * v[i]! + (1 - h.beta2) * gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i]! * decay - ((h.lr / bc1) * mi) / (Math.sqrt(vi) / bc2Sqrt + h.eps);
   }
 }
 

@@ -1,0 +1,3 @@
+// Public API of src/ops: the ops shared by the model's modules (browser-safe).
+export * from './linear.js';
+export * from './fp8_train.js';
