@@ -15,7 +15,7 @@ const { logits, routing } = model.forward(ids);
 console.log(`logits [${logits.shape.join(', ')}]`);
 console.log(`layer 1 experts of token 0: ${[...routing.get(1).indices.slice(0, config.numExpertsPerTok)].join(', ')}`);
 
-// Training objective (SPEC §5.4): next-token CE + MTP + balance loss, and one gradient per weight.
+// Training objective (docs/spec.md §5.4): next-token CE + MTP + balance loss, and one gradient per weight.
 const { loss, grads } = model.lossAndGrads([[...ids[0], 5]]); // rows of T+1 ids: inputs ids[:, :T], targets ids[:, 1:]
 console.log(`loss main ${loss.main.toFixed(4)} mtp ${loss.mtp.toFixed(4)} balance ${loss.balance.toExponential(3)} total ${loss.total.toFixed(4)}`);
 console.log(`gradients: ${grads.size} tensors, e.g. grad of model.layers.1.self_attn.kv_b_proj.weight [${grads.get('model.layers.1.self_attn.kv_b_proj.weight').shape.join(', ')}]`);
