@@ -95,6 +95,8 @@ interface GenerateFlags {
   numerics: NumericsProfile;
   speculative?: string;
   json?: boolean;
+  topk?: number;
+  topkGroup?: number;
 }
 
 /** Runs `dsv3 generate`. */
@@ -131,6 +133,8 @@ function runGenerate(o: GenerateFlags): void {
     seed: o.seed,
     attn: o.attn,
     numerics: o.numerics,
+    topk: o.topk,
+    topkGroup: o.topkGroup,
     ...(text !== null && text.stop.length > 0 ? { stopTokens: text.stop } : {}),
     ...(o.speculative === 'mtp' ? { speculative: 'mtp' as const } : {}),
   });
@@ -168,6 +172,8 @@ export function registerGenerateCommand(program: Command): void {
     .addOption(dtypeOption())
     .option('--numerics <profile>', NUMERICS_HELP, parseNumerics, 'exact' as NumericsProfile)
     .option('--speculative <kind>', "speculative decoding: 'mtp' (greedy, or speculative sampling with --temperature > 0)")
+    .option('--topk <k>', "route each token to k experts (default: the config's num_experts_per_tok)", parsePositiveInt('--topk'))
+    .option('--topk-group <g>', "groups kept per token (default: the config's topk_group)", parsePositiveInt('--topk-group'))
     .option('--json', 'print a JSON result on stdout');
   addGuardOptions(cmd, { weights: true, positions: true })
     .addHelpText(

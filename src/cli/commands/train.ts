@@ -12,6 +12,10 @@ import { InputError } from '../../errors.js';
 import { useBackend, type BackendInfo, type BackendName } from '../../kernels/index.js';
 import type { ModelConfig } from '../../model/config.js';
 import type { DeepSeekV3 } from '../../model/model.js';
+import { LoraAdapter } from '../../model/adapters/lora.js';
+import { saveLoraAdapter } from '../../model/adapters/lora_node.js';
+import { TransformedModel } from '../../model/adapters/transform.js';
+import { withRoutingOverride } from '../../model/topk.js';
 import { scanLoadedWeights } from '../../model/guards.js';
 import { saveModel } from '../../model/weights_node.js';
 import type { DType } from '../../tensor.js';
@@ -19,7 +23,7 @@ import { loadCheckpoint, saveCheckpoint } from '../../train/checkpoint.js';
 import { bytesToTokens, TokenStream } from '../../train/data.js';
 import { Trainer, type TrainStepReport } from '../../train/trainer.js';
 import { CliUsageError } from '../errors.js';
-import { dtypeOption, parseNonNegative, parsePositiveInt, printJSON, readIdsFile } from '../inputs.js';
+import { collect, dtypeOption, parseNonNegative, parsePositiveInt, printJSON, readIdsFile } from '../inputs.js';
 import { addGuardOptions, checkInputFile, guardFlags, jsonInputLimit, openModel, printWarnings } from '../resources.js';
 import { createProgress, type Progress } from '../progress.js';
 
@@ -82,6 +86,13 @@ interface TrainFlags {
   out?: string;
   logEvery?: number;
   json?: boolean;
+  /** LoRA target globs (repeatable), rank and α (docs/components/lora.md). */
+  lora?: string[];
+  loraRank?: number;
+  loraAlpha?: number;
+  /** Runtime top-k override (docs/components/topk-override.md). */
+  topk?: number;
+  topkGroup?: number;
 }
 
 /** Token ids of the training data: `--tokens` JSON (rows concatenated), `--data` text bytes, or the bundled corpus. */
@@ -125,7 +136,7 @@ function stepRecord(r: TrainStepReport): Record<string, number | number[]> {
 }
 
 /** Builds the model, trainer and data of a `dsv3 train` run (exported for tests). */
-function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: Trainer; source: string; modelName: string } {
+function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: Trainer; source: string; modelName: string; lora: LoraAdapter | null } {
   if (flags.preset !== undefined && flags.model !== undefined) throw new CliUsageError('give at most one of --preset NAME and --model DIR');
   if (!Number.isInteger(flags.seed)) throw new CliUsageError(`--seed must be an integer, got ${flags.seed}`);
   if (flags.order !== 'random' && flags.order !== 'sequential') throw new CliUsageError(`--order must be random or sequential, got '${flags.order}'`);
@@ -146,21 +157,26 @@ function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: Trainer;
   const { tokens, source } = readTrainingTokens(flags, config);
   const data = new TokenStream(tokens, { batchSize: flags.batch, seqLen: flags.seq, order: flags.order as 'random' | 'sequential', seed: flags.seed });
   const warmup = flags.warmup ?? Math.min(100, Math.ceil(flags.steps / 10));
-  const trainer = new Trainer(model, {
+  const route = { topk: flags.topk, topkGroup: flags.topkGroup };
+  withRoutingOverride(config, route, '--topk'); // a k' that does not fit fails before training starts
+  if (flags.lora === undefined && (flags.loraRank !== undefined || flags.loraAlpha !== undefined)) throw new CliUsageError('--lora-rank and --lora-alpha need --lora GLOB');
+  // LoRA: only A and B are trained (and get AdamW state); the base, router biases included, stays frozen
+  const lora = flags.lora !== undefined ? LoraAdapter.create(model.weights, { targets: flags.lora, r: flags.loraRank ?? 8, alpha: flags.loraAlpha ?? 8, seed: flags.seed }) : null;
+  const trainer = new Trainer(lora !== null ? new TransformedModel(config, lora) : model, {
     data,
     microBatches: flags.microBatches,
     // linear warmup, then cosine from lr to min-lr over the remaining steps
     lr: { kind: 'cosine', peak: flags.lr, warmupSteps: warmup, holdSteps: 0, decaySteps: Math.max(1, flags.steps - warmup), min: flags.minLr ?? flags.lr / 10 },
     biasGamma: flags.biasGamma,
     mtpLambda: flags.mtpLambda,
-    lossOptions: { mtp: flags.mtp, balanceAlpha: flags.balanceAlpha },
+    lossOptions: { mtp: flags.mtp, balanceAlpha: flags.balanceAlpha, ...route },
   });
-  return { model, trainer, source, modelName };
+  return { model, trainer, source, modelName, lora };
 }
 
 /** Runs `dsv3 train` with parsed flags. */
 async function runTrain(flags: TrainFlags): Promise<void> {
-  const { model, trainer, source, modelName } = buildTrainer(flags); // the guards refuse before the backend starts
+  const { model, trainer, source, modelName, lora } = buildTrainer(flags); // the guards refuse before the backend starts
   const backend: BackendInfo = await useBackend(flags.backend);
   if (flags.resume !== undefined) {
     checkInputFile(flags.resume, Infinity, 'a checkpoint');
@@ -183,6 +199,7 @@ async function runTrain(flags: TrainFlags): Promise<void> {
     `dsv3 train: ${modelName} (${model.dtype}, kernels ${model.dtype === 'float32' ? backend.float32 : backend.float64}) on ${source} (${trainer.data.tokens.length} tokens); ` +
       `steps ${startStep + 1}..${flags.steps} of ${flags.batch}×${flags.seq}${flags.microBatches > 1 ? `×${flags.microBatches}` : ''} tokens`,
   );
+  if (lora !== null) say(`dsv3 train: LoRA r ${lora.r}, α ${lora.alpha} on ${lora.modules.length} modules (${lora.params.size} trainable tensors); the base weights stay frozen`);
   if (todo === 0) say(`dsv3 train: the run is already at step ${startStep} ≥ --steps ${flags.steps}: nothing to train`);
   const history: Record<string, number | number[]>[] = [];
   const checkpoints: string[] = [];
@@ -212,7 +229,8 @@ async function runTrain(flags: TrainFlags): Promise<void> {
   stopProgress(progress);
   const seconds = (performance.now() - started) / 1000;
   if (flags.checkpointDir !== undefined && checkpoints.at(-1) !== checkpointPath(flags.checkpointDir, trainer.step)) writeCheckpoint();
-  if (flags.out !== undefined) saveModel(flags.out, model.config, model.weights); // stored in the compute dtype (F32 or F64)
+  if (flags.out !== undefined && lora !== null) saveLoraAdapter(flags.out, lora, { baseModel: modelName });
+  else if (flags.out !== undefined) saveModel(flags.out, model.config, model.weights); // stored in the compute dtype (F32 or F64)
   const tokens = todo * perStep;
   if (json) {
     printJSON({
@@ -228,12 +246,13 @@ async function runTrain(flags: TrainFlags): Promise<void> {
       history,
       checkpoints,
       out: flags.out ?? null,
+      lora: lora === null ? null : { r: lora.r, alpha: lora.alpha, modules: lora.modules },
     });
     return;
   }
   say(`trained ${todo} steps (${tokens} tokens) in ${seconds.toFixed(1)} s, ${(tokens / Math.max(seconds, 1e-9)).toFixed(0)} tokens/s`);
   if (checkpoints.length > 0) say(`checkpoints: ${checkpoints.join(', ')}`);
-  if (flags.out !== undefined) say(`model: ${join(flags.out, 'config.json')} + ${join(flags.out, 'model.safetensors')}`);
+  if (flags.out !== undefined) say(lora !== null ? `LoRA adapter (PEFT layout): ${join(flags.out, 'adapter_config.json')} + ${join(flags.out, 'adapter_model.safetensors')}` : `model: ${join(flags.out, 'config.json')} + ${join(flags.out, 'model.safetensors')}`);
 }
 
 /** Registers `dsv3 train`. */
@@ -266,7 +285,12 @@ export function registerTrainCommand(program: Command): void {
     .option('--checkpoint-dir <dir>', 'write training checkpoints (weights, AdamW moments, step, data position) here')
     .option('--checkpoint-every <n>', 'checkpoint every n steps (and always at the end)', int('--checkpoint-every'))
     .option('--resume <file>', 'continue from a checkpoint (same model, data and flags): bit-identical to an uninterrupted run')
-    .option('--out <dir>', 'save the trained model here (config.json + model.safetensors)')
+    .option('--out <dir>', 'save the trained model here (config.json + model.safetensors; with --lora: the adapter in the PEFT layout)')
+    .option('--lora <glob>', 'train a LoRA adapter on the Linear modules matching GLOB (HF names without .weight, e.g. "*.self_attn.q_b_proj"; repeatable); the base stays frozen', collect)
+    .option('--lora-rank <r>', 'LoRA rank r (default 8)', int('--lora-rank'))
+    .option('--lora-alpha <α>', "LoRA α; the update is scaled by α/r (default 8, PEFT's)", num('--lora-alpha'))
+    .option('--topk <k>', "route each token to k experts (default: the config's num_experts_per_tok)", int('--topk'))
+    .option('--topk-group <g>', "groups kept per token (default: the config's topk_group)", int('--topk-group'))
     .option('--log-every <n>', 'print a line every n steps (default steps/20)', int('--log-every'))
     .option('--json', 'print a JSON summary with the per-step history on stdout (no progress bar)');
   addGuardOptions(cmd, { weights: true, positions: true })
@@ -274,7 +298,8 @@ export function registerTrainCommand(program: Command): void {
       'after',
       '\nExamples:\n  $ dsv3 train --preset tiny --steps 400 --lr 3e-3 --out ./tiny-trained\n' +
         '  $ dsv3 train --preset tiny --steps 400 --checkpoint-dir ckpt --checkpoint-every 100\n' +
-        '  $ dsv3 train --preset tiny --steps 400 --resume ckpt/step-000200.safetensors --out ./tiny-trained',
+        '  $ dsv3 train --preset tiny --steps 400 --resume ckpt/step-000200.safetensors --out ./tiny-trained\n' +
+        "  $ dsv3 train --model ./tiny-trained --lora '*.self_attn.q_b_proj' --lora '*.self_attn.o_proj' --lora-rank 4 --out ./tiny-lora",
     )
     .action(async (flags: TrainFlags) => {
       if (flags.warmup !== undefined && !Number.isInteger(flags.warmup)) throw new CliUsageError(`--warmup must be a non-negative integer, got ${flags.warmup}`);
