@@ -128,9 +128,10 @@ export type Workload =
 /**
  * Estimates the bytes a workload holds at its peak. Weights, gradients, moments and caches are exact (they are
  * what initWeights, lossAndGrads, AdamW and createCaches allocate); activations count the large buffers of one
- * layer's attention and MLP (all layers' when saved for backward), the hidden states and the logits. JavaScript
- * object overhead and garbage not yet collected are not counted: this is a floor, used to refuse work that
- * cannot fit, not a prediction of the peak.
+ * layer's attention and MLP (all layers' when saved for backward), the hidden states and the logits. The runtime
+ * itself, JavaScript objects and garbage not yet collected are not counted. Measured peak RSS above Node's own
+ * ~57 MB was 0.76× (forward, small, 8×1024), 1.13× (train, small, 4×512) and 2.1× (train, tiny, 8×64: fixed
+ * overheads dominate) of this estimate (docs/cli.md): it refuses what cannot fit, it does not predict the peak.
  */
 export function estimateMemory(c: ModelConfig, dtype: DType, work: Workload, ioBytes = 0): MemoryEstimate {
   const b = bytesPerValue(dtype);
@@ -165,7 +166,7 @@ export function estimateMemory(c: ModelConfig, dtype: DType, work: Workload, ioB
       const maxLen = work.promptLength + work.newTokens + 1; // generateTokens' cache length
       const layers = c.numHiddenLayers + (work.speculative === true ? 1 : 0);
       caches = cacheValuesPerTokenPerLayer(c, attn) * layers * maxLen * b;
-      activations = forwardValues(c, 1, work.promptLength, work.promptLength, attn, 'last', false) * b; // the prefill
+      activations = forwardValues(c, 1, work.promptLength, work.promptLength, attn, 'last', false, true) * b; // the prefill, into the caches
       break;
     }
   }
@@ -173,8 +174,11 @@ export function estimateMemory(c: ModelConfig, dtype: DType, work: Workload, ioB
   return { weights, grads, optimizer, caches, activations, io: ioBytes, total };
 }
 
-/** Values one layer's attention allocates for N = B·S new tokens attending over T keys (SPEC §3.4). */
-function attentionValues(c: ModelConfig, B: number, S: number, T: number, attn: AttnImpl): number {
+/**
+ * Values one layer's attention allocates for N = B·S new tokens attending over T keys (SPEC §3.4). `blocked`: the
+ * cache-free naive inference path, which scores 32 query rows at a time (attention.ts causalAttention).
+ */
+function attentionValues(c: ModelConfig, B: number, S: number, T: number, attn: AttnImpl, blocked = false): number {
   const N = B * S;
   const H = c.numAttentionHeads;
   const qk = qkHeadDim(c);
@@ -185,7 +189,7 @@ function attentionValues(c: ModelConfig, B: number, S: number, T: number, attn: 
   const projections = N * (2 * H * qk + 2 * c.qLoraRank + (C + R) + 2 * C + R);
   // naive: kv_b_proj output [N, H(n+V)] and its per-head copies; absorbed: q̃ and õ [H, S, C] of one row
   const keys = attn === 'naive' ? 2 * N * H * (c.qkNopeHeadDim + Vd) : 2 * H * S * C;
-  const scores = B * H * S * T;
+  const scores = B * H * (blocked ? Math.min(S, 32) : S) * T;
   const outputs = 2 * N * H * Vd + N * c.hiddenSize; // head outputs, their token-major copy, o_proj
   return projections + keys + scores + outputs;
 }
@@ -202,19 +206,20 @@ function mlpValues(c: ModelConfig, N: number, layer: number): number {
 }
 
 /** One block's values: its attention, its MLP and the four residual/norm rows (x, a, hMid, f). */
-function blockValues(c: ModelConfig, B: number, S: number, T: number, attn: AttnImpl, layer: number): number {
-  return attentionValues(c, B, S, T, attn) + mlpValues(c, B * S, layer) + 4 * B * S * c.hiddenSize;
+function blockValues(c: ModelConfig, B: number, S: number, T: number, attn: AttnImpl, layer: number, blocked = false): number {
+  return attentionValues(c, B, S, T, attn, blocked) + mlpValues(c, B * S, layer) + 4 * B * S * c.hiddenSize;
 }
 
 /** Peak activation values of one forward: kept hidden states and logits, plus the largest block (all blocks if saved). */
-function forwardValues(c: ModelConfig, B: number, S: number, T: number, attn: AttnImpl, logits: 'all' | 'last' | 'none', save: boolean): number {
+function forwardValues(c: ModelConfig, B: number, S: number, T: number, attn: AttnImpl, logits: 'all' | 'last' | 'none', save: boolean, cached = T > S): number {
   const N = B * S;
   const L = c.numHiddenLayers;
   const hidden = (L + 2) * N * c.hiddenSize; // embedding output, every block's output, the final norm
   const head = logits === 'all' ? N * c.vocabSize : logits === 'last' ? B * c.vocabSize : 0;
+  const blocked = attn === 'naive' && !save && !cached; // no cache, nothing saved: the blocked causal path
   let blocks = 0;
   for (let l = 0; l < L; l++) {
-    const v = blockValues(c, B, S, T, attn, l);
+    const v = blockValues(c, B, S, T, attn, l, blocked);
     blocks = save ? blocks + v : Math.max(blocks, v);
   }
   return hidden + head + blocks;
