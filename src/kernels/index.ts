@@ -1,5 +1,5 @@
 import { BackendError } from '../errors.js';
-import type { DType } from '../tensor.js';
+import { Tensor, type DType } from '../tensor.js';
 import { jsKernels } from './js.js';
 import type { Kernels } from './kernels.js';
 import type { WasmKernels, WasmVariant } from './wasm.js';
@@ -32,6 +32,27 @@ let float32Kernels: Kernels = jsKernels;
  */
 export function kernelsFor(dtype: DType): Kernels {
   return dtype === 'float32' ? float32Kernels : jsKernels;
+}
+
+/**
+ * Makes the f32 tensors of a weights map resident in the current wasm backend's memory: each entry is replaced by a
+ * tensor (same shape) over a copy that lives there, so the kernels take it by address instead of copying it in at
+ * every call (decode, where the weights are copied per token, gains most) and AdamW updates it in place there.
+ * Call it after `useBackend('wasm')` and before building the model from the map. Returns the bytes made resident:
+ * 0, changing nothing, when the f32 backend is js or its memory is not shared (browsers without cross-origin
+ * isolation). Resident memory is never freed; a later `useBackend` leaves the arrays valid (ordinary Float32Arrays
+ * over the old memory) but copied again at each call.
+ */
+export function residentWeights(weights: Map<string, Tensor>): number {
+  const k = float32Kernels as Partial<WasmKernels>;
+  if (!k.residentSupported || k.resident === undefined) return 0;
+  let bytes = 0;
+  for (const [name, t] of weights) {
+    if (!(t.data instanceof Float32Array)) continue;
+    weights.set(name, new Tensor(t.shape, k.resident(t.data)));
+    bytes += t.data.byteLength;
+  }
+  return bytes;
 }
 
 /** Reports which implementation runs for f32 and for f64. */

@@ -28,6 +28,14 @@ export interface WasmKernels extends Kernels {
   readonly threads: number;
   /** Stops this instance's worker threads, if any (useBackend calls it when it replaces the backend). */
   close(): void;
+  /**
+   * A copy of `x` that lives in this instance's wasm memory for good (never freed): every kernel call takes it, and
+   * any subarray of it, by address, without copies. For weights, gradients and optimizer state. Needs the
+   * shared-memory build (SharedArrayBuffer: Node, cross-origin-isolated pages); else BackendError.
+   */
+  resident(x: Float32Array): Float32Array;
+  /** Whether {@link resident} is available on this instance. */
+  readonly residentSupported: boolean;
   /** The FP8 / bf16 emulation kernels on this instance (src/kernels/wasm_fp8.ts); src/kernels/fp8.ts dispatches here. */
   readonly fp8: Fp8Kernels;
 }
@@ -68,7 +76,8 @@ export async function loadWasmKernels(options: { variant?: WasmVariant; threads?
     throw new BackendError(`unknown wasm variant '${String(variant)}': expected 'auto', 'simd' or 'relaxed-simd'`);
   }
   const name = relaxed ? 'wasm-relaxed-simd' : 'wasm-simd';
-  if (threads > 1 && threadsAvailable()) return loadThreaded(relaxed, name, threads);
+  // the shared-memory build wherever SharedArrayBuffer exists (resident arrays; threads in Node)
+  if (typeof SharedArrayBuffer === 'function') return loadShared(relaxed, name, threadsAvailable() ? threads : 1);
   const { instance } = await WebAssembly.instantiate(relaxed ? relaxedBytes() : simdBytes(), {});
   const ex = instance.exports as unknown as WasmExports;
   return makeWasmKernels(ex, name, ex.heapBase(), null);
@@ -85,9 +94,9 @@ function threadsAvailable(): boolean {
   return typeof SharedArrayBuffer === 'function' && typeof Atomics === 'object' && typeof proc?.versions?.node === 'string';
 }
 
-// The shared-memory build on a fresh shared memory: the calling thread's instance plus a worker pool; each worker's
-// matmul scratch (packed panels) is reserved right after the static data, and the arena starts above them.
-async function loadThreaded(relaxed: boolean, name: WasmKernelsName, threads: number): Promise<WasmKernels> {
+// The shared-memory build on a fresh shared memory: the calling thread's instance plus, for threads > 1, a worker
+// pool; each worker's matmul scratch (packed panels) is reserved right after the static data, the arena above them.
+async function loadShared(relaxed: boolean, name: WasmKernelsName, threads: number): Promise<WasmKernels> {
   const module = await WebAssembly.compile(relaxed ? relaxedSharedBytes() : simdSharedBytes());
   const memory = new WebAssembly.Memory({ initial: WASM_SHARED_INITIAL_PAGES, maximum: 65536, shared: true });
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
@@ -96,6 +105,7 @@ async function loadThreaded(relaxed: boolean, name: WasmKernelsName, threads: nu
   const scratch = Array.from({ length: threads - 1 }, (_, i) => align16(ex.heapBase()) + i * scratchBytes);
   const base = align16(ex.heapBase()) + (threads - 1) * scratchBytes;
   if (base > memory.buffer.byteLength) memory.grow(Math.ceil((base - memory.buffer.byteLength) / 65536));
+  if (threads === 1) return makeWasmKernels(ex, name, base, null);
   // a computed specifier: bundlers for the browser do not follow it into node:worker_threads
   const poolModule = './wasm_threads_node.js';
   const { createMatmulPool } = (await import(/* @vite-ignore */ poolModule)) as typeof import('./wasm_threads_node.js');
@@ -260,6 +270,12 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
     memoryBytes: () => arena.byteLength(),
     threads: pool ? pool.threads : 1,
     close: () => pool?.close(),
+    residentSupported: arena.isShared(),
+    resident(x: Float32Array): Float32Array {
+      const r = arena.resident(f32(x, 'x', 'resident').length);
+      r.set(x);
+      return r;
+    },
     fp8: makeWasmFp8(ex as unknown as Fp8Exports, arena, name),
 
     matmul<T extends FloatArray>(layout: MatmulLayout, a: T, b: T, c: T, m: number, n: number, k: number, accumulate = false): void {

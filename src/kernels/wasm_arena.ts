@@ -20,16 +20,46 @@ interface Transfer {
  * TypedArray views over `memory.buffer` are created inside `run` only and never kept, because
  * growing memory detaches them. Memory therefore stays at the high-water mark of the largest
  * call: it never grows on repeated calls of the same sizes.
+ *
+ * With a shared memory (views never detach) arrays may also live in it for good: `resident(n)`
+ * reserves them below the arena, and a call takes any array inside this memory by address,
+ * with no copy in or out.
  */
 export class WasmArena {
   private top: number;
   private readonly transfers: Transfer[] = [];
+  // Every buffer object memory.buffer has returned: an array whose .buffer is one of them lives in this memory.
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
 
   constructor(
     private readonly memory: WebAssembly.Memory,
-    private readonly base: number,
+    private base: number,
   ) {
     this.top = base;
+    if (this.isShared()) this.buffers.add(memory.buffer);
+  }
+
+  /** Whether this memory is shared (a SharedArrayBuffer: views over it never detach, so arrays may live in it). */
+  isShared(): boolean {
+    return typeof SharedArrayBuffer === 'function' && this.memory.buffer instanceof SharedArrayBuffer;
+  }
+
+  /**
+   * Reserves `n` f32 for good (never reset, never freed) below the per-call arena and returns a view of it: a
+   * resident array. Kernel calls take resident arrays by address, without copies. Shared memory only.
+   */
+  resident(n: number): Float32Array {
+    if (!this.isShared()) throw new BackendError('wasm kernels: resident arrays need the shared-memory build (SharedArrayBuffer); this instance has a private memory');
+    const ptr = align16(this.base);
+    this.base = align16(ptr + 4 * n);
+    this.top = this.base;
+    this.ensure(this.base);
+    return new Float32Array(this.memory.buffer, ptr, n);
+  }
+
+  /** Whether `array` lives in this memory (a resident array or a view of one): passed by address. */
+  private inMemory(array: Float32Array | Int32Array): boolean {
+    return this.buffers.has(array.buffer);
   }
 
   /** Current size of the linear memory in bytes. */
@@ -62,6 +92,7 @@ export class WasmArena {
   /** Grows memory if needed, copies inputs in, runs `kernel`, copies outputs out; returns its result. */
   run<R>(kernel: () => R): R {
     this.ensure(this.top);
+    if (this.transfers.length === 0) return kernel(); // every operand resident: no copies
     let f32 = new Float32Array(this.memory.buffer);
     let i32 = new Int32Array(this.memory.buffer);
     for (const t of this.transfers) {
@@ -81,6 +112,7 @@ export class WasmArena {
   }
 
   private declare(array: Float32Array | Int32Array, n: number, dir: Direction): number {
+    if (this.inMemory(array)) return array.byteOffset; // resident: the kernel reads and writes it in place
     const ptr = this.top;
     this.top = align16(ptr + 4 * n);
     this.transfers.push({ array, ptr, n, dir });
@@ -97,6 +129,7 @@ export class WasmArena {
       );
     }
     this.memory.grow(pages);
+    if (this.isShared()) this.buffers.add(this.memory.buffer); // a grown SharedArrayBuffer: old views stay valid
   }
 }
 
