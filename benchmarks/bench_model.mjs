@@ -6,12 +6,13 @@
 // compiled, so `--variant auto` (the default) runs the relaxed build where the CPU has it; the output names the build.
 import v8 from 'node:v8';
 v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-const { DeepSeekV3, backendInfo, getPreset, initWeights, useBackend } = await import('../dist/index.js');
+const { DeepSeekV3, backendInfo, getPreset, initWeights, residentWeights, useBackend } = await import('../dist/index.js');
 
 /**
  * Flags common to the model benches: `--json` (one JSON document on stdout, the text goes to stderr),
  * `--backend wasm|js`, `--variant auto|simd|relaxed-simd`, `--threads N` (our kernels; needs a threaded build),
- * `--no-torch` (skip the PyTorch baseline).
+ * `--no-torch` (skip the PyTorch baseline), `--no-resident` (weights copied into wasm memory at every call, as
+ * before residentWeights).
  */
 export function benchFlags(argv = process.argv.slice(2)) {
   const value = (name, dflt) => {
@@ -21,6 +22,7 @@ export function benchFlags(argv = process.argv.slice(2)) {
   return {
     json: argv.includes('--json'),
     torch: !argv.includes('--no-torch'),
+    resident: !argv.includes('--no-resident'),
     backend: value('--backend', 'wasm'),
     variant: value('--variant', 'auto'),
     threads: Number(value('--threads', '1')),
@@ -41,10 +43,15 @@ export async function selectBackend(backend, variant = 'auto', threads = 1) {
   return backendInfo();
 }
 
-/** The `bench` preset with seed-0 f32 weights: `{ config, model }`. */
-export function benchModel() {
+/**
+ * The `bench` preset with seed-0 f32 weights: `{ config, model, residentBytes }`. With `resident` the weights are
+ * moved into the wasm backend's memory first (residentWeights; 0 bytes on js).
+ */
+export function benchModel(resident = true) {
   const config = getPreset('bench');
-  return { config, model: new DeepSeekV3(config, initWeights(config, { seed: 0, dtype: 'float32' })) };
+  const weights = initWeights(config, { seed: 0, dtype: 'float32' });
+  const residentBytes = resident ? residentWeights(weights) : 0;
+  return { config, model: new DeepSeekV3(config, weights), residentBytes };
 }
 
 /** `n` token ids in [0, vocab) from a 32-bit LCG seeded with `seed` (fixed inputs, no Random needed). */
