@@ -9,12 +9,15 @@ import type { DeepSeekV3 } from '../../model/model.js';
 import { InputError } from '../../errors.js';
 import type { DType } from '../../tensor.js';
 import { dtypeOption, printJSON, readIdsFile } from '../inputs.js';
+import { addFp8TrainOptions, fp8TrainOptionsFromFlags, parseTrainNumericsFlag, TRAIN_NUMERICS_HELP, type Fp8TrainFlags } from '../fp8_train_flags.js';
+import type { Fp8TrainOptions } from '../../ops/fp8_train.js';
+import type { TrainNumerics } from '../../ops/linear.js';
 import { addGuardOptions, openModel, printWarnings } from '../resources.js';
 
 /** The tensors `dsv3 grad` writes: `loss` (scalar) and `grad.<name>` per weight (router bias: zeros). */
-function gradOutputs(model: DeepSeekV3, ids: number[][]): { loss: number; tensors: Map<string, SafetensorsTensor> } {
+function gradOutputs(model: DeepSeekV3, ids: number[][], train: { numerics: TrainNumerics; fp8Train?: Fp8TrainOptions } = { numerics: 'exact' }): { loss: number; tensors: Map<string, SafetensorsTensor> } {
   if (ids[0]!.length < 2) throw new InputError('grad: each row needs at least 2 token ids (inputs ids[:, :-1], targets ids[:, 1:])');
-  const r = model.lossAndGrads(ids, { mtp: false, balanceAlpha: 0 });
+  const r = model.lossAndGrads(ids, { mtp: false, balanceAlpha: 0, ...train });
   const st = model.dtype === 'float64' ? 'F64' : 'F32';
   const tensors = new Map<string, SafetensorsTensor>();
   tensors.set('loss', fromFloatArray([r.loss.main], [], st));
@@ -31,10 +34,13 @@ export function registerGradCommand(program: Command): void {
     .requiredOption('--input <ids.json>', 'JSON array of equal-length arrays of token ids; targets are ids[:, 1:]')
     .addOption(dtypeOption())
     .requiredOption('--out <file>', 'output safetensors file (loss, grad.<hf name>)')
-    .option('--json', 'print a JSON summary on stdout');
+    .option('--json', 'print a JSON summary on stdout')
+    .option('--numerics <mode>', TRAIN_NUMERICS_HELP, parseTrainNumericsFlag, 'exact' as TrainNumerics);
+  addFp8TrainOptions(cmd);
   addGuardOptions(cmd, { weights: true, positions: true })
     .addHelpText('after', '\nExample:\n  dsv3 grad --model ./tiny --input ids.json --dtype f64 --out grads.safetensors')
-    .action((o: { model: string; input: string; dtype: DType; out: string; json?: boolean }) => {
+    .action((o: { model: string; input: string; dtype: DType; out: string; json?: boolean; numerics: TrainNumerics } & Fp8TrainFlags) => {
+      const fp8Train = fp8TrainOptionsFromFlags(o.numerics, o);
       const ids = readIdsFile(o.input);
       const [B, T] = [ids.length, ids[0]!.length - 1]; // inputs ids[:, :-1]
       const { model, warnings } = openModel({ model: o.model, dtype: o.dtype }, () => ({
@@ -42,8 +48,8 @@ export function registerGradCommand(program: Command): void {
         work: { kind: 'grad', batch: B, positions: Math.max(T, 1), mtp: false },
       }));
       printWarnings('grad', warnings);
-      const { loss, tensors } = gradOutputs(model, ids);
-      writeSafetensorsFile(o.out, tensors, { command: 'grad', dtype: o.dtype });
+      const { loss, tensors } = gradOutputs(model, ids, { numerics: o.numerics, ...(fp8Train !== undefined ? { fp8Train } : {}) });
+      writeSafetensorsFile(o.out, tensors, { command: 'grad', dtype: o.dtype, numerics: o.numerics });
       if (o.json === true) printJSON({ out: o.out, loss, tensors: tensors.size });
       else process.stdout.write(`loss ${loss}\nwrote loss and ${tensors.size - 1} gradients to ${o.out}\n`);
     });

@@ -23,6 +23,8 @@ import { loadCheckpoint, saveCheckpoint } from '../../train/checkpoint.js';
 import { bytesToTokens, TokenStream } from '../../train/data.js';
 import { Trainer, type TrainStepReport } from '../../train/trainer.js';
 import { CliUsageError } from '../errors.js';
+import { addFp8TrainOptions, fp8TrainOptionsFromFlags, parseTrainNumericsFlag, TRAIN_NUMERICS_HELP, type Fp8TrainFlags } from '../fp8_train_flags.js';
+import type { TrainNumerics } from '../../ops/linear.js';
 import { collect, dtypeOption, parseNonNegative, parsePositiveInt, printJSON, readIdsFile } from '../inputs.js';
 import { addGuardOptions, checkInputFile, guardFlags, jsonInputLimit, openModel, printWarnings } from '../resources.js';
 import { createProgress, type Progress } from '../progress.js';
@@ -93,6 +95,9 @@ interface TrainFlags {
   /** Runtime top-k override (docs/components/topk-override.md). */
   topk?: number;
   topkGroup?: number;
+  /** Training numerics and the FP8 knobs (docs/components/fp8-training.md); AdamW moment precision. */
+  numerics: TrainNumerics;
+  adamMoments: string;
 }
 
 /** Token ids of the training data: `--tokens` JSON (rows concatenated), `--data` text bytes, or the bundled corpus. */
@@ -136,7 +141,7 @@ function stepRecord(r: TrainStepReport): Record<string, number | number[]> {
 }
 
 /** Builds the model, trainer and data of a `dsv3 train` run (exported for tests). */
-function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: Trainer; source: string; modelName: string; lora: LoraAdapter | null } {
+function buildTrainer(flags: TrainFlags & Fp8TrainFlags): { model: DeepSeekV3; trainer: Trainer; source: string; modelName: string; lora: LoraAdapter | null } {
   if (flags.preset !== undefined && flags.model !== undefined) throw new CliUsageError('give at most one of --preset NAME and --model DIR');
   if (!Number.isInteger(flags.seed)) throw new CliUsageError(`--seed must be an integer, got ${flags.seed}`);
   if (flags.order !== 'random' && flags.order !== 'sequential') throw new CliUsageError(`--order must be random or sequential, got '${flags.order}'`);
@@ -158,6 +163,8 @@ function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: Trainer;
   const data = new TokenStream(tokens, { batchSize: flags.batch, seqLen: flags.seq, order: flags.order as 'random' | 'sequential', seed: flags.seed });
   const warmup = flags.warmup ?? Math.min(100, Math.ceil(flags.steps / 10));
   const route = { topk: flags.topk, topkGroup: flags.topkGroup };
+  const fp8Train = fp8TrainOptionsFromFlags(flags.numerics, flags);
+  if (flags.adamMoments !== 'param' && flags.adamMoments !== 'bf16') throw new CliUsageError(`--adam-moments must be param or bf16, got '${flags.adamMoments}'`);
   withRoutingOverride(config, route, '--topk'); // a k' that does not fit fails before training starts
   if (flags.lora === undefined && (flags.loraRank !== undefined || flags.loraAlpha !== undefined)) throw new CliUsageError('--lora-rank and --lora-alpha need --lora GLOB');
   // LoRA: only A and B are trained (and get AdamW state); the base, router biases included, stays frozen
@@ -169,13 +176,14 @@ function buildTrainer(flags: TrainFlags): { model: DeepSeekV3; trainer: Trainer;
     lr: { kind: 'cosine', peak: flags.lr, warmupSteps: warmup, holdSteps: 0, decaySteps: Math.max(1, flags.steps - warmup), min: flags.minLr ?? flags.lr / 10 },
     biasGamma: flags.biasGamma,
     mtpLambda: flags.mtpLambda,
-    lossOptions: { mtp: flags.mtp, balanceAlpha: flags.balanceAlpha, ...route },
+    lossOptions: { mtp: flags.mtp, balanceAlpha: flags.balanceAlpha, ...route, numerics: flags.numerics, ...(fp8Train !== undefined ? { fp8Train } : {}) },
+    optimizer: { momentDtype: flags.adamMoments === 'bf16' ? 'bfloat16' : 'param' },
   });
   return { model, trainer, source, modelName, lora };
 }
 
 /** Runs `dsv3 train` with parsed flags. */
-async function runTrain(flags: TrainFlags): Promise<void> {
+async function runTrain(flags: TrainFlags & Fp8TrainFlags): Promise<void> {
   const { model, trainer, source, modelName, lora } = buildTrainer(flags); // the guards refuse before the backend starts
   const backend: BackendInfo = await useBackend(flags.backend);
   if (flags.resume !== undefined) {
@@ -291,17 +299,21 @@ export function registerTrainCommand(program: Command): void {
     .option('--lora-alpha <α>', "LoRA α; the update is scaled by α/r (default 8, PEFT's)", num('--lora-alpha'))
     .option('--topk <k>', "route each token to k experts (default: the config's num_experts_per_tok)", int('--topk'))
     .option('--topk-group <g>', "groups kept per token (default: the config's topk_group)", int('--topk-group'))
+    .option('--numerics <mode>', TRAIN_NUMERICS_HELP, parseTrainNumericsFlag, 'exact' as TrainNumerics)
+    .option('--adam-moments <dtype>', 'AdamW moment precision: param (the weights\' dtype, default) | bf16 (as DeepSeek-V3\'s FP8 training)', 'param')
     .option('--log-every <n>', 'print a line every n steps (default steps/20)', int('--log-every'))
     .option('--json', 'print a JSON summary with the per-step history on stdout (no progress bar)');
+  addFp8TrainOptions(cmd);
   addGuardOptions(cmd, { weights: true, positions: true })
     .addHelpText(
       'after',
       '\nExamples:\n  $ dsv3 train --preset tiny --steps 400 --lr 3e-3 --out ./tiny-trained\n' +
+        '  $ dsv3 train --preset tiny --steps 300 --numerics fp8-train --fp8-scale-fmt ue8m0 --adam-moments bf16 --json\n' +
         '  $ dsv3 train --preset tiny --steps 400 --checkpoint-dir ckpt --checkpoint-every 100\n' +
         '  $ dsv3 train --preset tiny --steps 400 --resume ckpt/step-000200.safetensors --out ./tiny-trained\n' +
         "  $ dsv3 train --model ./tiny-trained --lora '*.self_attn.q_b_proj' --lora '*.self_attn.o_proj' --lora-rank 4 --out ./tiny-lora",
     )
-    .action(async (flags: TrainFlags) => {
+    .action(async (flags: TrainFlags & Fp8TrainFlags) => {
       if (flags.warmup !== undefined && !Number.isInteger(flags.warmup)) throw new CliUsageError(`--warmup must be a non-negative integer, got ${flags.warmup}`);
       await runTrain(flags);
     });
