@@ -25,7 +25,7 @@ function benchScriptPath(): string {
 }
 
 /** One benchmark file: `name` is the file name without `.bench.mjs` / `.bench.ts`. */
-interface BenchmarkEntry {
+export interface BenchmarkEntry {
   name: string;
   file: string;
   description: string;
@@ -71,7 +71,7 @@ function installed(name: string, dir: string): boolean {
  * tokenizers binding, ...), absent where the package is installed as a dependency. Names the
  * missing packages with the versions this package pins, and the benchmarks that need none.
  */
-function checkBenchDependencies(dir: string, entries: BenchmarkEntry[]): void {
+export function checkBenchDependencies(dir: string, entries: BenchmarkEntry[]): void {
   const missingOf = (e: BenchmarkEntry) => packagesOf(readFileSync(join(dir, e.file), 'utf8')).filter((p) => !installed(p, dir));
   const missing = [...new Set(entries.flatMap(missingOf))].sort();
   if (missing.length === 0) return;
