@@ -11,7 +11,7 @@ import {
   WASM_SIMD_BASE64,
   WASM_SIMD_SHARED_BASE64,
 } from './wasm_bytes.generated.js';
-import type { MatmulPool } from './wasm_threads_node.js';
+import type { MatmulPool, RowKernel } from './wasm_threads_node.js';
 
 /** Name a wasm kernel set reports: the plain 128-bit SIMD build or the relaxed-SIMD build. */
 export type WasmKernelsName = 'wasm-simd' | 'wasm-relaxed-simd';
@@ -230,6 +230,12 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
   const arena = new WasmArena(ex.memory, base);
   const layoutCode: Record<MatmulLayout, number> = { nn: ex.LAYOUT_NN.value, nt: ex.LAYOUT_NT.value, tn: ex.LAYOUT_TN.value };
   const call = (kernel: string): KernelCall => new KernelCall(arena, kernel);
+  // A row-wise kernel: split over the pool's threads when there is one (rows are independent: same values), else
+  // called directly. `ptrs`: (argument index, bytes per row) of the row-indexed operands; `count`: the rows argument.
+  const rowKernel = (fn: RowKernel, args: number[], count: number, nRows: number, ptrs: [number, number][], granule: number): void => {
+    if (pool) pool.rows({ fn, args, rows: nRows, ptrs, count, granule });
+    else (ex as unknown as Record<RowKernel, (...a: number[]) => void>)[fn](...args);
+  };
 
   function matmulBatched<T extends FloatArray>(
     layout: MatmulLayout,
@@ -298,7 +304,7 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
       const py = cl.input(y, 'y', n);
       const pdy = cl.input(dy, 'dy', n);
       const pdx = cl.inout(dx, 'dx', n);
-      cl.run(() => ex.softmaxBackward(py, pdy, pdx, rows, cols));
+      cl.run(() => rowKernel('softmaxBackward', [py, pdy, pdx, rows, cols], 3, rows, [[0, 4 * cols], [1, 4 * cols], [2, 4 * cols]], 1));
     },
 
     rmsnormForward<T extends FloatArray>(x: T, w: T, y: T, rstd: T, rows: number, cols: number, eps: number): void {
@@ -327,7 +333,7 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
       const pa = cl.input(a, 'a', n);
       const pb = cl.input(b, 'b', n);
       const py = cl.output(y, 'y', n);
-      cl.run(() => ex.swigluForward(pa, pb, py, n));
+      cl.run(() => rowKernel('swigluForward', [pa, pb, py, n], 3, n, [[0, 4], [1, 4], [2, 4]], 4));
     },
 
     swigluBackward<T extends FloatArray>(a: T, b: T, dy: T, da: T, db: T, n: number): void {
@@ -337,7 +343,7 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
       const pdy = cl.input(dy, 'dy', n);
       const pda = cl.inout(da, 'da', n);
       const pdb = cl.inout(db, 'db', n);
-      cl.run(() => ex.swigluBackward(pa, pb, pdy, pda, pdb, n));
+      cl.run(() => rowKernel('swigluBackward', [pa, pb, pdy, pda, pdb, n], 5, n, [[0, 4], [1, 4], [2, 4], [3, 4], [4, 4]], 4));
     },
 
     rope<T extends FloatArray>(x: T, y: T, cos: T, sin: T, pos: Int32Array, rows: number, dim: number, inverse: boolean): void {
@@ -374,7 +380,7 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
       const pl = cl.input(logits, 'logits', rows * vocab);
       const pt = cl.ints(targets, 'targets', rows);
       const po = cl.output(losses, 'losses', rows);
-      cl.run(() => ex.crossEntropyForward(pl, pt, po, rows, vocab, ignoreIndex));
+      cl.run(() => rowKernel('crossEntropyForward', [pl, pt, po, rows, vocab, ignoreIndex], 3, rows, [[0, 4 * vocab], [1, 4], [2, 4]], 1));
       let sum = 0;
       let count = 0;
       for (let r = 0; r < rows; r++) {
@@ -400,7 +406,7 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
       const pl = cl.input(logits, 'logits', rows * vocab);
       const pt = cl.ints(targets, 'targets', rows);
       const pd = cl.inout(dlogits, 'dlogits', rows * vocab);
-      cl.run(() => ex.crossEntropyBackward(pl, pt, pd, rows, vocab, ignoreIndex, scale));
+      cl.run(() => rowKernel('crossEntropyBackward', [pl, pt, pd, rows, vocab, ignoreIndex, scale], 3, rows, [[0, 4 * vocab], [1, 4], [2, 4 * vocab]], 1));
     },
 
     adamw<T extends FloatArray>(param: T, grad: T, m: T, v: T, n: number, p: AdamWParams): void {
@@ -413,7 +419,8 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
       const decay = 1 - p.lr * p.weightDecay;
       const stepSize = p.lr / (1 - Math.pow(p.beta1, p.step));
       const bc2Sqrt = Math.sqrt(1 - Math.pow(p.beta2, p.step));
-      cl.run(() => ex.adamw(pp, pg, pm, pv, n, decay, 1 - p.beta1, p.beta2, 1 - p.beta2, stepSize, bc2Sqrt, p.eps));
+      const args = [pp, pg, pm, pv, n, decay, 1 - p.beta1, p.beta2, 1 - p.beta2, stepSize, bc2Sqrt, p.eps];
+      cl.run(() => rowKernel('adamw', args, 4, n, [[0, 4], [1, 4], [2, 4], [3, 4]], 4));
     },
 
     exp<T extends FloatArray>(x: T, y: T, n: number): void {

@@ -33,11 +33,32 @@ export interface MatmulJob {
   cStride: number;
 }
 
+/**
+ * A row-wise kernel call: `fn` is one of ROW_KERNELS, `args` its arguments for all rows; each participant calls it
+ * on rows [lo, hi) with every (argument index, bytes per row) of `ptrs` advanced by lo rows and argument `count` set
+ * to hi − lo. Rows are independent in these kernels, so the split changes no value.
+ */
+export interface RowJob {
+  fn: RowKernel;
+  args: number[];
+  rows: number;
+  ptrs: readonly (readonly [number, number])[];
+  count: number;
+  /** Split points are multiples of this (4 for the elementwise kernels: the same elements take the SIMD path). */
+  granule: number;
+}
+
+/** The row-splittable kernels (exports of assembly/index.ts). */
+export const ROW_KERNELS = ['adamw', 'swigluForward', 'swigluBackward', 'crossEntropyForward', 'crossEntropyBackward', 'softmaxBackward'] as const;
+export type RowKernel = (typeof ROW_KERNELS)[number];
+
 /** A started pool: `threads` participants including the calling thread. */
 export interface MatmulPool {
   readonly threads: number;
   /** Runs the job split over all participants; returns when every part is done. */
   matmul(job: MatmulJob): void;
+  /** Runs a row-wise kernel split over all participants (small calls on the calling thread alone). */
+  rows(job: RowJob): void;
   /** Stops the workers (the pool is unusable afterwards). */
   close(): void;
 }
@@ -47,10 +68,18 @@ const GEN = 0;
 const DONE = 1;
 const STOP = 2;
 const ERROR = 3;
-// job block (Float64): the 12 job fields, the split kind (0 batch items, 1 columns), then [lo, hi) per participant
+// job block (Float64): the 12 job fields, the split kind (0 batch items, 1 columns, 2 rows), then [lo, hi) per
+// participant; a row job puts in the fields: kernel index, argument count, count argument, pointer pair count,
+// then (from ROW_ARGS) the arguments and the (index, bytes per row) pairs
 const FIELDS = 12;
 const KIND = FIELDS;
 const RANGES = FIELDS + 1;
+const MAX_THREADS = 64;
+const ROW_ARGS = RANGES + 2 * MAX_THREADS;
+const ROW_SLOTS = 32;
+
+// Row jobs below this many rows × bytes-per-row run on the calling thread alone.
+const MIN_PARALLEL_ROW_BYTES = 2 ** 18;
 
 // Products below this many flop run on the calling thread alone: waking the workers costs tens of µs.
 const MIN_PARALLEL_FLOP = 2 ** 21;
@@ -63,6 +92,7 @@ const ex = new WebAssembly.Instance(module, { env: { memory, abort() { throw new
 ex.setMatmulScratch(scratch);
 const c = new Int32Array(ctrl);
 const p = new Float64Array(job);
+const ROW_KERNELS = ${JSON.stringify(['adamw', 'swigluForward', 'swigluBackward', 'crossEntropyForward', 'crossEntropyBackward', 'softmaxBackward'])};
 let gen = 0;
 parentPort.postMessage('ready');
 for (;;) {
@@ -71,7 +101,13 @@ for (;;) {
   if (Atomics.load(c, ${STOP}) === 1) break;
   try {
     const lo = p[${RANGES} + 2 * id], hi = p[${RANGES} + 2 * id + 1];
-    if (p[${KIND}] === 0) {
+    if (p[${KIND}] === 2) {
+      const nArgs = p[1], countArg = p[2], nPtrs = p[3];
+      const args = Array.from({ length: nArgs }, (_, i) => p[${ROW_ARGS} + i]);
+      for (let j = 0; j < nPtrs; j++) args[p[${ROW_ARGS} + nArgs + 2 * j]] += lo * p[${ROW_ARGS} + nArgs + 2 * j + 1];
+      args[countArg] = hi - lo;
+      if (hi > lo) ex[ROW_KERNELS[p[0]]](...args);
+    } else if (p[${KIND}] === 0) {
       for (let i = lo; i < hi; i++) ex.matmulColumns(p[0], p[1] + i * p[9], p[2] + i * p[10], p[3] + i * p[11], p[5], p[6], p[7], p[8], 0, p[6]);
     } else {
       for (let i = 0; i < p[4]; i++) ex.matmulColumns(p[0], p[1] + i * p[9], p[2] + i * p[10], p[3] + i * p[11], p[5], p[6], p[7], p[8], lo, hi);
@@ -90,7 +126,8 @@ for (;;) {
  */
 export async function createMatmulPool(module: WebAssembly.Module, memory: WebAssembly.Memory, main: ColumnMatmul, scratch: number[], threads: number): Promise<MatmulPool> {
   const ctrl = new SharedArrayBuffer(4 * 4);
-  const jobBuf = new SharedArrayBuffer(8 * (RANGES + 2 * threads));
+  if (threads > MAX_THREADS) throw new BackendError(`wasm kernels: at most ${MAX_THREADS} threads`);
+  const jobBuf = new SharedArrayBuffer(8 * (ROW_ARGS + ROW_SLOTS));
   const c = new Int32Array(ctrl);
   const p = new Float64Array(jobBuf);
   const workers: Worker[] = [];
@@ -118,8 +155,51 @@ export async function createMatmulPool(module: WebAssembly.Module, memory: WebAs
     }
   }
 
+  // wakes the workers on the job in `p`, runs the calling thread's part, waits for the rest
+  function dispatch(own: () => void): void {
+    Atomics.store(c, DONE, 0);
+    Atomics.store(c, ERROR, 0);
+    Atomics.add(c, GEN, 1);
+    Atomics.notify(c, GEN);
+    own();
+    for (let d = Atomics.load(c, DONE); d < threads - 1; d = Atomics.load(c, DONE)) Atomics.wait(c, DONE, d);
+    if (Atomics.load(c, ERROR) !== 0) throw new BackendError('wasm kernels: a worker failed (wasm trap); the result is invalid');
+  }
+
+  function runRows(job: RowJob, lo: number, hi: number): void {
+    if (hi <= lo) return;
+    const args = job.args.slice();
+    for (const [i, stride] of job.ptrs) args[i] = args[i]! + lo * stride;
+    args[job.count] = hi - lo;
+    (main as unknown as Record<RowKernel, (...a: number[]) => void>)[job.fn](...args);
+  }
+
   return {
     threads,
+    rows(job: RowJob): void {
+      if (closed) throw new BackendError('wasm kernels: this thread pool was closed (useBackend was called again)');
+      const rowBytes = job.ptrs.reduce((a, [, s]) => a + s, 0);
+      if (job.rows * rowBytes < MIN_PARALLEL_ROW_BYTES || job.rows < threads * job.granule) {
+        runRows(job, 0, job.rows);
+        return;
+      }
+      const chunk = Math.ceil(job.rows / threads / job.granule) * job.granule;
+      p[0] = ROW_KERNELS.indexOf(job.fn);
+      p[1] = job.args.length;
+      p[2] = job.count;
+      p[3] = job.ptrs.length;
+      job.args.forEach((v, i) => (p[ROW_ARGS + i] = v));
+      job.ptrs.forEach(([i, stride], j) => {
+        p[ROW_ARGS + job.args.length + 2 * j] = i;
+        p[ROW_ARGS + job.args.length + 2 * j + 1] = stride;
+      });
+      p[KIND] = 2;
+      for (let w = 0; w < threads; w++) {
+        p[RANGES + 2 * w] = Math.min(job.rows, w * chunk);
+        p[RANGES + 2 * w + 1] = Math.min(job.rows, (w + 1) * chunk);
+      }
+      dispatch(() => runRows(job, 0, Math.min(job.rows, chunk)));
+    },
     matmul(job: MatmulJob): void {
       if (closed) throw new BackendError('wasm kernels: this thread pool was closed (useBackend was called again)');
       const { batch, m, n, k } = job;
@@ -139,13 +219,7 @@ export async function createMatmulPool(module: WebAssembly.Module, memory: WebAs
         p[RANGES + 2 * w] = lo;
         p[RANGES + 2 * w + 1] = hi;
       }
-      Atomics.store(c, DONE, 0);
-      Atomics.store(c, ERROR, 0);
-      Atomics.add(c, GEN, 1);
-      Atomics.notify(c, GEN);
-      runRange(job, kind, p[RANGES]!, p[RANGES + 1]!);
-      for (let d = Atomics.load(c, DONE); d < threads - 1; d = Atomics.load(c, DONE)) Atomics.wait(c, DONE, d);
-      if (Atomics.load(c, ERROR) !== 0) throw new BackendError('wasm kernels: a matmul worker failed (wasm trap); the result is invalid');
+      dispatch(() => runRange(job, kind, p[RANGES]!, p[RANGES + 1]!));
     },
     close(): void {
       if (closed) return;

@@ -68,6 +68,40 @@ describe('wasm threads: results are bit-identical for 1, 2 and 3 threads', () =>
     );
   });
 
+  it('the row-split kernels (AdamW, SwiGLU, cross-entropy, softmax backward) on sizes that are split, odd tails included', () => {
+    const rng = new TestRng(23);
+    const n = 100_003; // not a multiple of 4 × threads: the split points stay on multiples of 4
+    const [rows, vocab] = [67, 4099];
+    const x = rng.f32(n, -8, 8);
+    const y = rng.f32(n);
+    const dy = rng.f32(n);
+    const logits = rng.f32(rows * vocab, -5, 5);
+    const targets = Int32Array.from({ length: rows }, (_, r) => (r % 9 === 0 ? -100 : (r * 131) % vocab));
+    const hp = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3 };
+    const outs = pools.map((K) => {
+      const sw = new Float32Array(n);
+      K.swigluForward(x, y, sw, n);
+      const da = y.slice();
+      const db = dy.slice();
+      K.swigluBackward(x, y, dy, da, db, n);
+      const [param, m, v] = [x.slice(), y.slice(), dy.map((t) => t * t)];
+      K.adamw(param, dy, m, v, n, hp);
+      const losses = new Float32Array(rows);
+      const { sum } = K.crossEntropyForward(logits, targets, losses, rows, vocab, -100);
+      const dl = logits.map((t) => t / 3);
+      K.crossEntropyBackward(logits, targets, dl, rows, vocab, -100, 0.25);
+      const probs = new Float32Array(rows * vocab);
+      K.softmaxForward(logits, probs, rows, vocab);
+      const dx = logits.slice();
+      K.softmaxBackward(probs, logits, dx, rows, vocab);
+      return { sw, da, db, param, m, v, losses, sum, dl, dx };
+    });
+    for (const o of outs.slice(1)) {
+      for (const key of ['sw', 'da', 'db', 'param', 'm', 'v', 'losses', 'dl', 'dx'] as const) expect(sameBits(o[key], outs[0]![key]), key).toBe(true);
+      expect(o.sum).toBe(outs[0]!.sum);
+    }
+  });
+
   it('a whole training step of the bench preset (loss and every gradient) is bit-identical', async () => {
     const config = getPreset('bench');
     const weights = initWeights(config, { seed: 3, dtype: 'float32' });
