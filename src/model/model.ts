@@ -31,6 +31,7 @@ import {
 } from './mtp.js';
 import { buildRopeTables, type RopeTables } from './rope.js';
 import { withRoutingOverride, type RoutingOverride } from './topk.js';
+import { actQuantGemm, type ActQuantOptions } from './adapters/act_quant.js';
 import type { TraceFn } from './trace.js';
 import { transformerBackward, transformerForward, transformerWeightsFrom, type TransformerWeights } from './transformer.js';
 import { checkWeights, type Fp8Weights, type ModelWeights } from './weights.js';
@@ -67,6 +68,8 @@ export interface ModelForwardOptions extends RoutingOverride {
    * `caches` must come from `createCaches(attn, B, len, { numerics })`.
    */
   numerics?: NumericsProfile;
+  /** Activation fake quantization per token at the selected Linears (adapters/act_quant.ts); 'exact' profile only. */
+  actQuant?: ActQuantOptions;
 }
 
 /** Options of {@link DeepSeekV3} beyond the config and the weights. */
@@ -138,6 +141,8 @@ export interface LossOptions extends RoutingOverride {
   numerics?: TrainNumerics;
   /** Knobs of 'fp8-train' (scale format, amax clamp, eh_proj, disableQuant). */
   fp8Train?: Fp8TrainOptions;
+  /** Activation fake quantization per token at the selected Linears, STE backward (adapters/act_quant.ts); numerics 'exact' only. */
+  actQuant?: ActQuantOptions;
 }
 
 /** Routing load of one MoE layer, for the bias update (SPEC §5.2). */
@@ -240,10 +245,12 @@ export class DeepSeekV3 {
     const mode = opts.logits ?? 'all';
     checkForwardPass(this.config, this.dtype, this.limits, B, T, startPos, opts.attn ?? 'naive', mode);
     const numerics = parseNumericsProfile(opts.numerics ?? 'exact', 'forward: numerics');
+    if (numerics !== 'exact' && opts.actQuant !== undefined) throw new InputError(`forward: actQuant runs in the 'exact' profile only, got numerics '${numerics}'`);
     if (numerics !== 'exact') return this.forwardProfile(numerics, flat, B, T, startPos, mode, opts);
     const out = transformerForward(withRoutingOverride(this.config, opts, 'forward'), this.mainWeights(), flat, B, T, {
       startPos,
       attn: opts.attn ?? 'naive',
+      ...(opts.actQuant !== undefined ? { gemm: actQuantGemm(this.weights, opts.actQuant, opts.attn ?? 'naive', 'forward') } : {}),
       ...(opts.caches !== undefined ? { caches: opts.caches } : {}),
       rope: this.ropeTables(startPos + T),
       ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
@@ -329,7 +336,8 @@ export class DeepSeekV3 {
     const attn = opts.attn ?? 'naive';
     const rope = this.ropeTables(T);
     const trace = opts.trace;
-    const gemm = linearGemmFor(opts.numerics, opts.fp8Train, trace);
+    if (opts.actQuant !== undefined && (opts.numerics ?? 'exact') !== 'exact') throw new InputError(`lossAndGrads: actQuant runs with numerics 'exact' only, got '${opts.numerics}'`);
+    const gemm = opts.actQuant !== undefined ? actQuantGemm(this.weights, opts.actQuant, attn, 'lossAndGrads') : linearGemmFor(opts.numerics, opts.fp8Train, trace);
     // the absorbed path folds kv_b_proj into the attention core (kept exact), which would bypass its FP8 GEMM
     if (opts.numerics === 'fp8-train' && attn !== 'naive') throw new InputError(`lossAndGrads: numerics 'fp8-train' needs attn 'naive', got '${attn}'`);
     const profile = opts.profile;

@@ -1,3 +1,4 @@
 // Public API of src/ops: the ops shared by the model's modules (browser-safe).
 export * from './linear.js';
 export * from './fp8_train.js';
+export * from './int_quant.js';

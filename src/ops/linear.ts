@@ -14,6 +14,7 @@
 import { InputError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
 import { allocate, dtypeOf, type FloatArray } from '../tensor.js';
+import { dequantizeInt, quantizeInt, type IntQuantScheme } from './int_quant.js';
 import {
   dgradWeight,
   fp8TrainGemm,
@@ -43,7 +44,21 @@ export type OperandTrace = (name: string, shape: readonly number[], data: Float3
  */
 export type LinearGemm =
   | { kind: 'exact' }
-  | { kind: 'fp8-train'; config: Fp8TrainConfig; trace?: OperandTrace; weights?: WeakMap<FloatArray, Fp8Blocks> };
+  | { kind: 'fp8-train'; config: Fp8TrainConfig; trace?: OperandTrace; weights?: WeakMap<FloatArray, Fp8Blocks> }
+  | ActQuantGemm;
+
+/**
+ * Exact GEMMs on a fake-quantized input at the selected sites: x̂ = dequant(quant(x)) with one row (token) per
+ * scale group (int_quant.ts), y = x̂·Wᵀ, dW += dyᵀ·x̂; dx += dy·W straight through the quantizer ('identity'), or
+ * only where x was not clipped ('clipped'). docs/components/fake-quant.md.
+ */
+export interface ActQuantGemm {
+  kind: 'act-quant';
+  scheme: IntQuantScheme;
+  ste: 'identity' | 'clipped';
+  /** Which sites quantize their input, by HF module path (the others run exact). */
+  select: (name: string) => boolean;
+}
 
 /** The exact GEMMs. */
 export const EXACT_GEMM: LinearGemm = Object.freeze({ kind: 'exact' });
@@ -101,13 +116,20 @@ function traceTiles(trace: OperandTrace | undefined, name: string, q: Fp8Tiles, 
   trace(`${name}.scales`, [q.rows, kb], scales);
 }
 
+/** x̂ and the clipped-STE mask of an act-quant site (null: the site runs on x as is). */
+function actQuantOf(site: LinearSite | undefined, x: FloatArray, rows: number, inDim: number): { xq: FloatArray; pass: Uint8Array | null } | null {
+  if (site === undefined || site.gemm.kind !== 'act-quant' || !site.gemm.select(site.name)) return null;
+  const q = quantizeInt(x, rows, inDim, site.gemm.scheme); // one row = one token
+  return { xq: dequantizeInt(q), pass: site.gemm.ste === 'clipped' ? q.inRange : null };
+}
+
 /** y[rows, outDim] = x[rows, inDim]·Wᵀ (W [outDim, inDim]), exact or as the site's FP8 Fprop. */
 export function linearForward(x: FloatArray, W: FloatArray, rows: number, outDim: number, inDim: number, site?: LinearSite): FloatArray {
   const dtype = dtypeOf(x);
   const f = fp8Of(site);
   if (f === null) {
     const y = allocate(dtype, rows * outDim);
-    kernelsFor(dtype).matmul('nt', x, W, y, rows, outDim, inDim);
+    kernelsFor(dtype).matmul('nt', actQuantOf(site, x, rows, inDim)?.xq ?? x, W, y, rows, outDim, inDim);
     return y;
   }
   // Fprop: x in 1×128 tiles (per token), W in 128×128 blocks
@@ -144,8 +166,15 @@ export function linearBackward(
   const out = dx ?? allocate(dtype, rows * inDim);
   const f = fp8Of(site);
   if (f === null) {
-    k.matmul('tn', dy, x, dW, outDim, inDim, rows, true);
-    k.matmul('nn', dy, W, out, rows, inDim, outDim, true);
+    const aq = actQuantOf(site, x, rows, inDim);
+    k.matmul('tn', dy, aq?.xq ?? x, dW, outDim, inDim, rows, true); // y = x̂·Wᵀ: dW += dyᵀ·x̂
+    if (aq?.pass == null) {
+      k.matmul('nn', dy, W, out, rows, inDim, outDim, true); // STE: dx̂/dx = 1
+      return out;
+    }
+    const dxq = allocate(dtype, rows * inDim);
+    k.matmul('nn', dy, W, dxq, rows, inDim, outDim);
+    for (let i = 0; i < rows * inDim; i++) if (aq.pass[i] === 1) out[i] = out[i]! + dxq[i]!; // clipped STE
     return out;
   }
   // Dgrad: dy in 1×128 tiles (per token, along out), Wᵀ in the same 128×128 blocks as Fprop

@@ -7,17 +7,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { E4M3_TABLE } from '../../src/io/numeric.js';
-import {
-  dequantizeInt,
-  FakeQuantTransform,
-  fakeQuantize,
-  fakeQuantizeWeights,
-  quantizeInt,
-  roundHalfEven,
-  type IntQuantScheme,
-} from '../../src/model/adapters/fake_quant.js';
+import { FakeQuantTransform, fakeQuantize, fakeQuantizeWeights } from '../../src/model/adapters/fake_quant.js';
 import { LoraAdapter } from '../../src/model/adapters/lora.js';
 import { TransformedModel } from '../../src/model/adapters/transform.js';
+import { dequantizeInt, quantizeInt, roundHalfEven, type IntQuantScheme } from '../../src/ops/int_quant.js';
 import { DeepSeekV3 } from '../../src/model/model.js';
 import { Random } from '../../src/random.js';
 import { Tensor, type DType, type FloatArray } from '../../src/tensor.js';

@@ -2,3 +2,4 @@
 export * from './transform.js';
 export * from './lora.js';
 export * from './fake_quant.js';
+export * from './act_quant.js';

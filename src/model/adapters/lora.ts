@@ -16,7 +16,8 @@ import { kernelsFor } from '../../kernels/index.js';
 import { Random } from '../../random.js';
 import { allocate, Tensor, type DType, type FloatArray } from '../../tensor.js';
 import type { ModelWeights } from '../weights.js';
-import { linearModules, selectModules, type WeightTransform } from './transform.js';
+import { linearModules, selectModules } from './glob.js';
+import type { WeightTransform } from './transform.js';
 
 /** Options of {@link LoraAdapter.create}. */
 export interface LoraOptions {

@@ -4,13 +4,13 @@
  * back to dL/dθ by the transform's own chain rule. No model op changes: the effective weights are plain tensors
  * under the HF names.
  */
-import { InputError } from '../../errors.js';
 import type { Tensor } from '../../tensor.js';
 import type { ModelConfig } from '../config.js';
 import type { GenerateOptions, GenerateResult } from '../generate.js';
 import { DeepSeekV3, type DeepSeekV3Options, type LossAndGradsResult, type LossOptions, type ModelForwardOptions, type ModelForwardResult, type TokenBatch, type TokenInput } from '../model.js';
 import type { ModelWeights } from '../weights.js';
-import { globList, moduleGlobRegExp } from './glob.js';
+
+export { linearModules, selectModules } from './glob.js';
 
 /** Maps trainable parameters to the weights the model runs on, and gradients back. */
 export interface WeightTransform {
@@ -23,38 +23,6 @@ export interface WeightTransform {
   effectiveWeights(): ModelWeights;
   /** dL/dθ for every entry of `params`, from dL/dW for every weight (the model's gradients of the effective weights). */
   backward(grads: ModelWeights): Map<string, Tensor>;
-}
-
-/**
- * The HF module names (weight name without `.weight`) of the Linear layers in `weights`: every 2-D `*.weight`
- * except the embedding and the router (`mlp.gate`, not an nn.Linear in the HF model). These are what the adapters
- * can target.
- */
-export function linearModules(weights: ModelWeights): string[] {
-  const out: string[] = [];
-  for (const [name, t] of weights) {
-    if (!name.endsWith('.weight') || t.shape.length !== 2) continue;
-    if (name === 'model.embed_tokens.weight' || name.endsWith('.mlp.gate.weight')) continue;
-    out.push(name.slice(0, -'.weight'.length));
-  }
-  return out;
-}
-
-/**
- * The Linear modules of `weights` matched by at least one glob, in the weights' order. A glob that matches no
- * Linear module is an InputError naming it (`what` names the option).
- */
-export function selectModules(weights: ModelWeights, globs: string | readonly string[], what: string): string[] {
-  const list = globList(globs);
-  if (list.length === 0) throw new InputError(`${what}: no target globs given`);
-  const modules = linearModules(weights);
-  const res = list.map(moduleGlobRegExp);
-  res.forEach((re, i) => {
-    if (!modules.some((m) => re.test(m))) {
-      throw new InputError(`${what}: glob '${list[i]}' matches no Linear module (module names are HF weight names without '.weight', e.g. '${modules[0] ?? 'model.layers.0.self_attn.o_proj'}')`);
-    }
-  });
-  return modules.filter((m) => res.some((re) => re.test(m)));
 }
 
 /**
