@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
+import { flattenTokenBatch, validateTokenIds } from '../model/embedding.js';
 import { checkMemory, checkPositions, estimateMemory, formatBytes, type Workload } from '../model/guards.js';
 import { DeepSeekV3 } from '../model/model.js';
 import { getPreset } from '../model/presets.js';
@@ -129,6 +130,8 @@ export function sourceConfig(src: ModelSource): { config: ModelConfig; label: st
 export interface ModelPlan {
   /** The largest number of positions one pass covers (checked against max_position_embeddings), and whose. */
   positions?: { count: number; of: string };
+  /** Token ids to check against the vocabulary before loading, and whose (so no error follows the load's warnings). */
+  ids?: { rows: readonly (readonly number[])[]; of: string };
   /** The work to estimate (weights and checkpoint file bytes are added). */
   work: Workload;
   /** Bytes of input data the command holds besides the model (token arrays, file buffers). */
@@ -144,6 +147,14 @@ export function openModel(src: ModelSource, plan: (config: ModelConfig) => Model
   const { config, label } = sourceConfig(src);
   const p = plan(config);
   const flags = guardFlags();
+  if (p.ids !== undefined) {
+    const { ids, B, T } = flattenTokenBatch(p.ids.rows);
+    try {
+      validateTokenIds(ids, B, T, config.vocabSize);
+    } catch (e) {
+      throw e instanceof InputError ? new InputError(`${p.ids.of}: ${e.message}`) : e;
+    }
+  }
   if (p.positions !== undefined) checkPositions(config, p.positions.count, flags.allowLong === true, p.positions.of, '--allow-long runs past it');
   const budget = memoryBudget();
   const files = src.model !== undefined ? weightFileBytes(src.model) : 0;

@@ -52,6 +52,7 @@ export function registerForwardCommand(program: Command): void {
       const [B, T] = [ids.length, ids[0]!.length];
       const { model, warnings } = openModel({ model: o.model, dtype: o.dtype }, () => ({
         positions: { count: T, of: o.input },
+        ids: { rows: ids, of: o.input },
         work: { kind: 'forward', batch: B, positions: T, attn: o.attn },
       }));
       printWarnings('forward', warnings);

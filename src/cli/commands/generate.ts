@@ -120,6 +120,7 @@ function runGenerate(o: GenerateFlags): void {
     const room = allowLong ? o.maxNewTokens : Math.max(0, Math.min(o.maxNewTokens, config.maxPositionEmbeddings - prompt.length));
     return {
       positions: { count: prompt.length, of: o.prompt !== undefined ? `--prompt (${prompt.length} tokens)` : '--prompt-ids' },
+      ids: { rows: [prompt], of: o.prompt !== undefined ? '--prompt' : '--prompt-ids' },
       work: { kind: 'generate', promptLength: prompt.length, newTokens: room, attn: o.attn, speculative: o.speculative === 'mtp' },
     };
   });

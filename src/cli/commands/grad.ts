@@ -16,7 +16,6 @@ import { addGuardOptions, openModel, printWarnings } from '../resources.js';
 
 /** The tensors `dsv3 grad` writes: `loss` (scalar) and `grad.<name>` per weight (router bias: zeros). */
 function gradOutputs(model: DeepSeekV3, ids: number[][], train: { numerics: TrainNumerics; fp8Train?: Fp8TrainOptions } = { numerics: 'exact' }): { loss: number; tensors: Map<string, SafetensorsTensor> } {
-  if (ids[0]!.length < 2) throw new InputError('grad: each row needs at least 2 token ids (inputs ids[:, :-1], targets ids[:, 1:])');
   const r = model.lossAndGrads(ids, { mtp: false, balanceAlpha: 0, ...train });
   const st = model.dtype === 'float64' ? 'F64' : 'F32';
   const tensors = new Map<string, SafetensorsTensor>();
@@ -42,10 +41,12 @@ export function registerGradCommand(program: Command): void {
     .action((o: { model: string; input: string; dtype: DType; out: string; json?: boolean; numerics: TrainNumerics } & Fp8TrainFlags) => {
       const fp8Train = fp8TrainOptionsFromFlags(o.numerics, o);
       const ids = readIdsFile(o.input);
+      if (ids[0]!.length < 2) throw new InputError(`${o.input}: each row needs at least 2 token ids (inputs ids[:, :-1], targets ids[:, 1:])`);
       const [B, T] = [ids.length, ids[0]!.length - 1]; // inputs ids[:, :-1]
       const { model, warnings } = openModel({ model: o.model, dtype: o.dtype }, () => ({
         positions: { count: T, of: o.input },
-        work: { kind: 'grad', batch: B, positions: Math.max(T, 1), mtp: false },
+        ids: { rows: ids, of: o.input },
+        work: { kind: 'grad', batch: B, positions: T, mtp: false },
       }));
       printWarnings('grad', warnings);
       const { loss, tensors } = gradOutputs(model, ids, { numerics: o.numerics, ...(fp8Train !== undefined ? { fp8Train } : {}) });

@@ -39,18 +39,19 @@ export function traceModel(modelDir: string, idsPath: string, opts: TraceRunOpti
   const numerics = opts.numerics ?? 'exact';
   if (numerics === 'fp8-train' && !opts.grads) throw new CliUsageError('--numerics fp8-train is a training mode: add --grads');
   if (opts.grads && numerics !== 'exact' && numerics !== 'fp8-train') throw new CliUsageError(`--grads runs in the exact and fp8-train modes only; drop --numerics ${numerics}`);
+  if (opts.grads && ids[0]!.length < 2) throw new CliUsageError(`--grads needs rows of at least 2 ids (inputs + next-token targets) in ${idsPath}`);
   const [B, T] = [ids.length, opts.grads ? ids[0]!.length - 1 : ids[0]!.length];
   // the recorder keeps a copy of every traced tensor: about what a training forward saves
   const { model, warnings } = openModel({ model: modelDir, dtype: opts.dtype }, () => ({
     positions: { count: T, of: idsPath },
-    work: opts.grads ? { kind: 'grad', batch: B, positions: Math.max(T, 1), mtp: false } : { kind: 'forward', batch: B, positions: T, attn: opts.attn, save: true },
+    ids: { rows: ids, of: idsPath },
+    work: opts.grads ? { kind: 'grad', batch: B, positions: T, mtp: false } : { kind: 'forward', batch: B, positions: T, attn: opts.attn, save: true },
   }));
   const recorder = new TraceRecorder({ filter: opts.filter });
   if (!opts.grads && numerics !== 'fp8-train') {
     model.forward(ids, { attn: opts.attn, trace: recorder.trace, numerics });
     return { recorder, warnings };
   }
-  if (ids[0]!.length < 2) throw new CliUsageError(`--grads needs rows of at least 2 ids (inputs + next-token targets) in ${idsPath}`);
   // fp8-train also records each FP8 GEMM's quantized operands (docs/components/fp8-training.md)
   const train = numerics === 'fp8-train' ? { numerics, ...(opts.fp8Train !== undefined ? { fp8Train: opts.fp8Train } : {}) } : {};
   const r = model.lossAndGrads(ids, { attn: opts.attn, trace: recorder.trace, mtp: false, balanceAlpha: 0, ...train });

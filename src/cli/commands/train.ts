@@ -155,11 +155,11 @@ function buildTrainer(flags: TrainFlags & Fp8TrainFlags): { model: DeepSeekV3; t
     const work = { kind: 'train', batch: flags.batch, positions: flags.seq, microBatches: flags.microBatches, mtp: flags.mtp } as const;
     return { work, dataBytes };
   });
-  printWarnings('train', warnings);
   const modelName = preset !== undefined ? `preset ${preset}` : flags.model!;
   const config = model.config;
-  if (flags.mtp && config.numNextnPredictLayers === 0) process.stderr.write('dsv3 train: note: the model has no MTP module; training without MTP\n');
   const { tokens, source } = readTrainingTokens(flags, config);
+  printWarnings('train', warnings); // after the last input check, so an error is the only line
+  if (flags.mtp && config.numNextnPredictLayers === 0) process.stderr.write('dsv3 train: note: the model has no MTP module; training without MTP\n');
   const data = new TokenStream(tokens, { batchSize: flags.batch, seqLen: flags.seq, order: flags.order as 'random' | 'sequential', seed: flags.seed });
   const warmup = flags.warmup ?? Math.min(100, Math.ceil(flags.steps / 10));
   const route = { topk: flags.topk, topkGroup: flags.topkGroup };
