@@ -5,7 +5,7 @@
 // report (§3.3, Fig. 10) gives < 0.25% relative loss error for its FP8 runs vs BF16.
 // Usage (after `npm run build`; ~1 s per FP8 step on 2 cores with the default 8×64 batch):
 //   node scripts/experiments/fp8-train.mjs [--steps 300] [--batch 8] [--seq 64] [--seed 0] [--window 20]
-//        [--runs none,ue8m0[,ue8m0-bf16,none-noclamp]] [--json out.json]
+//        [--runs none,ue8m0[,ue8m0-bf16,none-noclamp,f32-js]] [--json out.json]
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,9 @@ const CONFIGS = {
   ue8m0: ['--numerics', 'fp8-train', '--fp8-scale-fmt', 'ue8m0'],
   'ue8m0-bf16': ['--numerics', 'fp8-train', '--fp8-scale-fmt', 'ue8m0', '--adam-moments', 'bf16'],
   'none-noclamp': ['--numerics', 'fp8-train', '--fp8-amax-clamp', 'none'],
+  // not FP8: the exact f32 run on the TypeScript kernels, whose f32 sums round differently from the wasm ones. How far
+  // two runs that differ only by f32 rounding drift apart in 300 steps: the noise floor of the comparison
+  'f32-js': ['--backend', 'js'],
 };
 
 function train(extra) {
