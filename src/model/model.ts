@@ -36,7 +36,7 @@ import type { TraceFn } from './trace.js';
 import { transformerBackward, transformerForward, transformerWeightsFrom, type TransformerWeights } from './transformer.js';
 import { checkWeights, type Fp8Weights, type ModelWeights } from './weights.js';
 import { parseNumericsProfile, type NumericsProfile } from './numerics.js';
-import { linearGemmFor, type TrainNumerics } from '../ops/linear.js';
+import { linearGemmFor, type LinearGemm, type TrainNumerics } from '../ops/linear.js';
 import type { Fp8TrainOptions } from '../ops/fp8_train.js';
 import { profileForward } from './profile/forward.js';
 import { ProfileWeights } from './profile/linear.js';
@@ -143,6 +143,8 @@ export interface LossOptions extends RoutingOverride {
   fp8Train?: Fp8TrainOptions;
   /** Activation fake quantization per token at the selected Linears, STE backward (adapters/act_quant.ts); numerics 'exact' only. */
   actQuant?: ActQuantOptions;
+  /** A Linear-site mode from the caller, e.g. LoRA dropout (TransformedModel); not with fp8-train or actQuant. */
+  linearGemm?: LinearGemm;
 }
 
 /** Routing load of one MoE layer, for the bias update (SPEC §5.2). */
@@ -337,7 +339,8 @@ export class DeepSeekV3 {
     const rope = this.ropeTables(T);
     const trace = opts.trace;
     if (opts.actQuant !== undefined && (opts.numerics ?? 'exact') !== 'exact') throw new InputError(`lossAndGrads: actQuant runs with numerics 'exact' only, got '${opts.numerics}'`);
-    const gemm = opts.actQuant !== undefined ? actQuantGemm(this.weights, opts.actQuant, attn, 'lossAndGrads') : linearGemmFor(opts.numerics, opts.fp8Train, trace);
+    if (opts.linearGemm !== undefined && (opts.actQuant !== undefined || (opts.numerics ?? 'exact') !== 'exact')) throw new InputError(`lossAndGrads: linearGemm cannot be combined with actQuant or numerics '${opts.numerics}'`);
+    const gemm = opts.linearGemm ?? (opts.actQuant !== undefined ? actQuantGemm(this.weights, opts.actQuant, attn, 'lossAndGrads') : linearGemmFor(opts.numerics, opts.fp8Train, trace));
     // the absorbed path folds kv_b_proj into the attention core (kept exact), which would bypass its FP8 GEMM
     if (opts.numerics === 'fp8-train' && attn !== 'naive') throw new InputError(`lossAndGrads: numerics 'fp8-train' needs attn 'naive', got '${attn}'`);
     const profile = opts.profile;

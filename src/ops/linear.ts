@@ -15,6 +15,7 @@ import { InputError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
 import { allocate, dtypeOf, type FloatArray } from '../tensor.js';
 import { dequantizeInt, quantizeInt, type IntQuantScheme } from './int_quant.js';
+import { loraBranchBackward, loraBranchForward, type LoraDropoutGemm } from './lora_branch.js';
 import {
   dgradWeight,
   fp8TrainGemm,
@@ -45,7 +46,8 @@ export type OperandTrace = (name: string, shape: readonly number[], data: Float3
 export type LinearGemm =
   | { kind: 'exact' }
   | { kind: 'fp8-train'; config: Fp8TrainConfig; trace?: OperandTrace; weights?: WeakMap<FloatArray, Fp8Blocks> }
-  | ActQuantGemm;
+  | ActQuantGemm
+  | LoraDropoutGemm;
 
 /**
  * Exact GEMMs on a fake-quantized input at the selected sites: x̂ = dequant(quant(x)) with one row (token) per
@@ -130,6 +132,7 @@ export function linearForward(x: FloatArray, W: FloatArray, rows: number, outDim
   if (f === null) {
     const y = allocate(dtype, rows * outDim);
     kernelsFor(dtype).matmul('nt', actQuantOf(site, x, rows, inDim)?.xq ?? x, W, y, rows, outDim, inDim);
+    if (site?.gemm.kind === 'lora-dropout') loraBranchForward(site.gemm, site.name, x, y, rows, outDim, inDim);
     return y;
   }
   // Fprop: x in 1×128 tiles (per token), W in 128×128 blocks
@@ -166,6 +169,7 @@ export function linearBackward(
   const out = dx ?? allocate(dtype, rows * inDim);
   const f = fp8Of(site);
   if (f === null) {
+    if (site?.gemm.kind === 'lora-dropout') loraBranchBackward(site.gemm, site.name, x, dy, out, rows, outDim, inDim);
     const aq = actQuantOf(site, x, rows, inDim);
     k.matmul('tn', dy, aq?.xq ?? x, dW, outDim, inDim, rows, true); // y = x̂·Wᵀ: dW += dyᵀ·x̂
     if (aq?.pass == null) {

@@ -64,8 +64,20 @@ describe('dsv3 train --lora', () => {
     expect(B.some((x) => x !== 0)).toBe(true);
   }, 120_000);
 
+  it('--lora-dropout: trains with seeded dropout on the LoRA input; --resume continues the mask stream bit-identically', () => {
+    const base = ['train', '--preset', 'tiny', '--batch', '1', '--seq', '8', '--lora', '*.self_attn.o_proj', '--lora-rank', '2', '--lora-dropout', '0.2', '--json'];
+    const straight = join(tmp, 'drop-straight');
+    const ckpt = join(tmp, 'drop-ckpt');
+    const s = JSON.parse(ok([...base, '--steps', '4', '--out', straight, '--checkpoint-dir', ckpt, '--checkpoint-every', '2']).stdout) as { history: { main: number }[] };
+    const resumed = join(tmp, 'drop-resumed');
+    const r = JSON.parse(ok([...base, '--steps', '4', '--resume', join(ckpt, 'step-000002.safetensors'), '--out', resumed]).stdout) as { history: { main: number }[] };
+    expect(r.history.map((h) => h.main)).toEqual(s.history.slice(2).map((h) => h.main));
+    expect(readFileSync(join(resumed, 'adapter_model.safetensors'))).toEqual(readFileSync(join(straight, 'adapter_model.safetensors')));
+    expect((JSON.parse(readFileSync(join(straight, 'adapter_config.json'), 'utf8')) as { lora_dropout: number }).lora_dropout).toBe(0.2);
+  }, 120_000);
+
   it('flag errors are one-line input errors', () => {
-    expect(usageError(['train', '--preset', 'tiny', '--steps', '1', '--lora-rank', '4'])).toMatch(/--lora-rank and --lora-alpha need --lora GLOB/);
+    expect(usageError(['train', '--preset', 'tiny', '--steps', '1', '--lora-rank', '4'])).toMatch(/--lora-rank, --lora-alpha and --lora-dropout need --lora GLOB/);
     expect(usageError(['train', '--preset', 'tiny', '--steps', '1', '--lora', '*.nothing'])).toMatch(/glob '\*\.nothing' matches no Linear module/);
     expect(usageError(['train', '--preset', 'tiny', '--steps', '1', '--lora', 'lm_head', '--lora-rank', '0'])).toMatch(/--lora-rank must be a positive integer/);
   }, 60_000);

@@ -92,6 +92,7 @@ interface TrainFlags {
   lora?: string[];
   loraRank?: number;
   loraAlpha?: number;
+  loraDropout?: number;
   /** Runtime top-k override (docs/components/topk-override.md). */
   topk?: number;
   topkGroup?: number;
@@ -166,9 +167,9 @@ function buildTrainer(flags: TrainFlags & Fp8TrainFlags): { model: DeepSeekV3; t
   const fp8Train = fp8TrainOptionsFromFlags(flags.numerics, flags);
   if (flags.adamMoments !== 'param' && flags.adamMoments !== 'bf16') throw new CliUsageError(`--adam-moments must be param or bf16, got '${flags.adamMoments}'`);
   withRoutingOverride(config, route, '--topk'); // a k' that does not fit fails before training starts
-  if (flags.lora === undefined && (flags.loraRank !== undefined || flags.loraAlpha !== undefined)) throw new CliUsageError('--lora-rank and --lora-alpha need --lora GLOB');
+  if (flags.lora === undefined && (flags.loraRank !== undefined || flags.loraAlpha !== undefined || flags.loraDropout !== undefined)) throw new CliUsageError('--lora-rank, --lora-alpha and --lora-dropout need --lora GLOB');
   // LoRA: only A and B are trained (and get AdamW state); the base, router biases included, stays frozen
-  const lora = flags.lora !== undefined ? LoraAdapter.create(model.weights, { targets: flags.lora, r: flags.loraRank ?? 8, alpha: flags.loraAlpha ?? 8, seed: flags.seed }) : null;
+  const lora = flags.lora !== undefined ? LoraAdapter.create(model.weights, { targets: flags.lora, r: flags.loraRank ?? 8, alpha: flags.loraAlpha ?? 8, seed: flags.seed, dropout: flags.loraDropout ?? 0, dropoutSeed: flags.seed }) : null;
   const trainer = new Trainer(lora !== null ? new TransformedModel(config, lora) : model, {
     data,
     microBatches: flags.microBatches,
@@ -189,6 +190,7 @@ async function runTrain(flags: TrainFlags & Fp8TrainFlags): Promise<void> {
   if (flags.resume !== undefined) {
     checkInputFile(flags.resume, Infinity, 'a checkpoint');
     loadCheckpoint(trainer, new Uint8Array(readFileSync(flags.resume)), flags.resume);
+    if (lora !== null) lora.dropoutStep = trainer.step * flags.microBatches; // one mask stream per micro-batch pass
     const warnings: string[] = [];
     scanLoadedWeights(model.weights, guardFlags().strict === true ? 'error' : 'warn', flags.resume, warnings);
     printWarnings('train', warnings);
@@ -297,6 +299,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--lora <glob>', 'train a LoRA adapter on the Linear modules matching GLOB (HF names without .weight, e.g. "*.self_attn.q_b_proj"; repeatable); the base stays frozen', collect)
     .option('--lora-rank <r>', 'LoRA rank r (default 8)', int('--lora-rank'))
     .option('--lora-alpha <α>', "LoRA α; the update is scaled by α/r (default 8, PEFT's)", num('--lora-alpha'))
+    .option('--lora-dropout <p>', 'dropout on the LoRA input during training, masks seeded by --seed (default 0)', num('--lora-dropout'))
     .option('--topk <k>', "route each token to k experts (default: the config's num_experts_per_tok)", int('--topk'))
     .option('--topk-group <g>', "groups kept per token (default: the config's topk_group)", int('--topk-group'))
     .option('--numerics <mode>', TRAIN_NUMERICS_HELP, parseTrainNumericsFlag, 'exact' as TrainNumerics)

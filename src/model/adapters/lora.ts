@@ -8,7 +8,8 @@
  * both attention paths run unchanged. Init as PEFT: A ~ U(−1/√in, 1/√in) (kaiming_uniform with a = √5), B = 0,
  * so a fresh adapter leaves the model's function unchanged. Save/load in the PEFT layout
  * (`base_model.model.<module>.lora_A.weight` / `lora_B.weight` + adapter_config.json).
- * Not here: dropout on the LoRA input (it needs the LoRA branch inside the linear op; see the docs page).
+ * Dropout on the LoRA input (PEFT's lora_dropout) runs as a branch of the Linear op during training
+ * (src/ops/lora_branch.ts): only lossAndGrads through a TransformedModel, never the forward (inference = eval mode).
  */
 import { FormatError, InputError, WeightsError } from '../../errors.js';
 import { fromFloatArray, parseSafetensors, serializeSafetensors, toFloatTensor, type SafetensorsFloatDType, type SafetensorsTensor } from '../../io/safetensors.js';
@@ -17,6 +18,7 @@ import { Random } from '../../random.js';
 import { allocate, Tensor, type DType, type FloatArray } from '../../tensor.js';
 import type { ModelWeights } from '../weights.js';
 import { linearModules, selectModules } from './glob.js';
+import type { LoraBranch, LoraDropoutGemm } from '../../ops/lora_branch.js';
 import type { WeightTransform } from './transform.js';
 
 /** Options of {@link LoraAdapter.create}. */
@@ -29,6 +31,10 @@ export interface LoraOptions {
   alpha?: number;
   /** Seed of A's init (default 0). */
   seed?: number;
+  /** Dropout probability p ∈ [0, 1) on the LoRA input during training (default 0). */
+  dropout?: number;
+  /** Seed of the dropout masks (default 0); pass k's masks come from (dropoutSeed, k). */
+  dropoutSeed?: number;
 }
 
 /** PEFT's prefix of every adapter tensor name. */
@@ -80,19 +86,26 @@ export class LoraAdapter implements WeightTransform {
   readonly modules: readonly string[];
   /** A and B of every module under their PEFT names: the trainable parameters. */
   readonly params: Map<string, Tensor>;
-  /** lora_dropout as read from adapter_config.json (0 for a new adapter); informational, see the module comment. */
+  /** Dropout probability on the LoRA input during training (lora_dropout of adapter_config.json). */
   readonly dropout: number;
+  /** Seed of the dropout masks. */
+  readonly dropoutSeed: number;
+  /** Index of the next training pass's mask stream (advanced by trainingGemm; save it to resume a run exactly). */
+  dropoutStep = 0;
+  private pending: LoraDropoutGemm | null = null;
   private readonly effective: ModelWeights;
   private merged: Map<string, FloatArray> | null = null;
 
-  private constructor(base: ModelWeights, modules: readonly string[], r: number, alpha: number, params: Map<string, Tensor>, dropout: number) {
+  private constructor(base: ModelWeights, modules: readonly string[], r: number, alpha: number, params: Map<string, Tensor>, dropout: number, dropoutSeed = 0) {
     this.base = base;
     this.r = r;
     this.alpha = alpha;
     this.scale = alpha / r;
     this.modules = modules;
     this.params = params;
+    if (!(dropout >= 0 && dropout < 1)) throw new InputError(`LoRA dropout must be in [0, 1), got ${dropout}`);
     this.dropout = dropout;
+    this.dropoutSeed = dropoutSeed;
     this.effective = new Map(base);
     for (const m of modules) {
       const W = base.get(`${m}.weight`)!;
@@ -118,7 +131,7 @@ export class LoraAdapter implements WeightTransform {
       params.set(names.A, A);
       params.set(names.B, Tensor.zeros([out, r], dtype));
     }
-    return new LoraAdapter(base, modules, r, alpha, params, 0);
+    return new LoraAdapter(base, modules, r, alpha, params, opts.dropout ?? 0, opts.dropoutSeed ?? 0);
   }
 
   /** The factors of one targeted module. */
@@ -162,11 +175,36 @@ export class LoraAdapter implements WeightTransform {
       k.matmul('nt', dW.data, A.data, dB, rows, this.r, cols); // dW·Aᵀ: A is [r, in] = [N, K]
       for (let i = 0; i < dA.length; i++) dA[i] = this.scale * dA[i]!;
       for (let i = 0; i < dB.length; i++) dB[i] = this.scale * dB[i]!;
+      // plus the dropout branch's share (accumulated by the Linear sites of the last training pass)
+      const br = this.pending?.branches.get(m);
+      if (br !== undefined) {
+        for (let i = 0; i < dA.length; i++) dA[i] = dA[i]! + br.dA[i]!;
+        for (let i = 0; i < dB.length; i++) dB[i] = dB[i]! + br.dB[i]!;
+      }
       const names = loraParamNames(m);
       out.set(names.A, new Tensor(A.shape, dA));
       out.set(names.B, new Tensor(B.shape, dB));
     }
+    this.pending = null;
     return out;
+  }
+
+  /**
+   * With dropout > 0: the Linear-site mode of the next training pass (fresh masks from (dropoutSeed, dropoutStep),
+   * then dropoutStep + 1), whose accumulated dA, dB the next backward() adds. Undefined without dropout.
+   */
+  trainingGemm(): LoraDropoutGemm | undefined {
+    if (this.dropout === 0) return undefined;
+    if (this.modules.includes('lm_head')) throw new InputError("LoRA dropout: 'lm_head' is targeted, but the head runs outside the Linear sites that apply the dropout branch");
+    const rng = new Random((Math.imul(this.dropoutSeed, 0x9e3779b1) ^ this.dropoutStep) >>> 0);
+    this.dropoutStep++;
+    const branches = new Map<string, LoraBranch>();
+    for (const m of this.modules) {
+      const { A, B } = this.factors(m);
+      branches.set(m, { A: A.data, B: B.data, r: this.r, scale: this.scale, dA: allocate(A.dtype, A.size), dB: allocate(B.dtype, B.size) });
+    }
+    this.pending = { kind: 'lora-dropout', p: this.dropout, uniform: () => rng.uniform(), branches, factors: new Map() };
+    return this.pending;
   }
 
   /**
@@ -231,7 +269,13 @@ export class LoraAdapter implements WeightTransform {
    * exactly their lora_A [r, in] and lora_B [out, r]. Features this library does not implement are FormatErrors
    * naming the key (use_rslora, use_dora, fan_in_fan_out, bias, rank/alpha patterns, layers_to_transform, modules_to_save).
    */
-  static fromPeft(base: ModelWeights, safetensors: Uint8Array, configText: string, files = { weights: 'adapter_model.safetensors', config: 'adapter_config.json' }): LoraAdapter {
+  static fromPeft(
+    base: ModelWeights,
+    safetensors: Uint8Array,
+    configText: string,
+    files = { weights: 'adapter_model.safetensors', config: 'adapter_config.json' },
+    opts: { dropoutSeed?: number } = {},
+  ): LoraAdapter {
     const cfg = parsePeftConfig(configText, files.config);
     const modules = peftTargets(base, cfg.target_modules, files.config);
     const { tensors } = parseSafetensors(safetensors, files.weights);
@@ -250,7 +294,7 @@ export class LoraAdapter implements WeightTransform {
     for (const name of tensors.keys()) {
       if (!params.has(name)) throw new FormatError(files.weights, `is not a lora_A/lora_B tensor of a module selected by target_modules`, name);
     }
-    return new LoraAdapter(base, modules, cfg.r, cfg.lora_alpha, params, cfg.lora_dropout);
+    return new LoraAdapter(base, modules, cfg.r, cfg.lora_alpha, params, cfg.lora_dropout, opts.dropoutSeed ?? 0);
   }
 }
 

@@ -4,10 +4,12 @@
  * back to dL/dθ by the transform's own chain rule. No model op changes: the effective weights are plain tensors
  * under the HF names.
  */
+import { InputError } from '../../errors.js';
 import type { Tensor } from '../../tensor.js';
 import type { ModelConfig } from '../config.js';
 import type { GenerateOptions, GenerateResult } from '../generate.js';
 import { DeepSeekV3, type DeepSeekV3Options, type LossAndGradsResult, type LossOptions, type ModelForwardOptions, type ModelForwardResult, type TokenBatch, type TokenInput } from '../model.js';
+import type { LinearGemm } from '../../ops/linear.js';
 import type { ModelWeights } from '../weights.js';
 
 export { linearModules, selectModules } from './glob.js';
@@ -21,8 +23,13 @@ export interface WeightTransform {
    * others the base tensors themselves (shared, not copied).
    */
   effectiveWeights(): ModelWeights;
-  /** dL/dθ for every entry of `params`, from dL/dW for every weight (the model's gradients of the effective weights). */
+  /**
+   * dL/dθ for every entry of `params`, from dL/dW for every weight (the model's gradients of the effective weights)
+   * and from what the last {@link trainingGemm} accumulated.
+   */
   backward(grads: ModelWeights): Map<string, Tensor>;
+  /** A Linear-site mode the next training pass must run with (LoRA dropout), or undefined. */
+  trainingGemm?(): LinearGemm | undefined;
 }
 
 /**
@@ -64,7 +71,12 @@ export class TransformedModel {
 
   /** The objective of the effective model; `grads` holds dL/dθ under the parameter names. */
   lossAndGrads(batch: TokenBatch | readonly (readonly number[])[], opts: LossOptions = {}): LossAndGradsResult {
-    const r = this.model().lossAndGrads(batch, opts);
+    const model = this.model();
+    const gemm = this.transform.trainingGemm?.();
+    if (gemm !== undefined && (opts.attn ?? 'naive') !== 'naive') {
+      throw new InputError(`lossAndGrads: this transform (${gemm.kind}) needs attn 'naive' (the absorbed path folds kv_b_proj into the attention core)`);
+    }
+    const r = model.lossAndGrads(batch, gemm !== undefined ? { ...opts, linearGemm: gemm } : opts);
     return { ...r, grads: this.transform.backward(r.grads), loads: r.loads.filter((l) => this.weights.has(l.biasName)) };
   }
 }
