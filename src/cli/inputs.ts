@@ -20,7 +20,7 @@ export function readIdsFile(path: string): number[][] {
   checkInputFile(path, jsonInputLimit(), 'an ids file');
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(readFileSync(path, 'utf8').replace(/^\uFEFF/, '')); // a UTF-8 byte-order mark is not an error
   } catch (e) {
     if (e instanceof SyntaxError) throw new InputError(`${path}: not valid JSON (${e.message})`);
     throw e;
@@ -36,7 +36,7 @@ export function readIdsFile(path: string): number[][] {
   rows.forEach((row, b) => {
     if (!Array.isArray(row) || row.length === 0) throw new InputError(`${path}: row ${b} is not a non-empty array of token ids`);
     row.forEach((v, t) => {
-      if (!Number.isInteger(v) || (v as number) < 0) throw new InputError(`${path}: token [${b}][${t}] = ${preview(v)} is not a non-negative integer`);
+      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0x7fffffff) throw new InputError(`${path}: token [${b}][${t}] = ${preview(v)} is not a token id (an integer in [0, 2³¹))`);
     });
     if (row.length !== (rows[0] as unknown[]).length) {
       throw new InputError(`${path}: row ${b} has ${row.length} ids, row 0 has ${(rows[0] as unknown[]).length} (rows must have equal length)`);
@@ -60,6 +60,15 @@ export function parsePositiveInt(flag: string): (v: string) => number {
   return (v) => {
     const x = Number(v);
     if (!Number.isInteger(x) || x <= 0) throw new CliUsageError(`${flag} must be a positive integer, got '${v}'`);
+    return x;
+  };
+}
+
+/** commander option parser for an integer (`--seed`), naming the flag and the text given. */
+export function parseInteger(flag: string): (v: string) => number {
+  return (v) => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isSafeInteger(x)) throw new CliUsageError(`${flag} must be an integer, got '${v}'`);
     return x;
   };
 }

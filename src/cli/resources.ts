@@ -122,6 +122,13 @@ export function sourceConfig(src: ModelSource): { config: ModelConfig; label: st
   if ((src.model === undefined) === (src.preset === undefined)) throw new CliUsageError('give exactly one of --model DIR or --preset NAME');
   if (src.preset !== undefined) return { config: getPreset(src.preset), label: src.preset };
   const path = join(src.model!, 'config.json');
+  let isDir = true;
+  try {
+    isDir = statSync(src.model!).isDirectory();
+  } catch {
+    // a missing directory is reported as its missing config.json below
+  }
+  if (!isDir) throw new InputError(`${src.model!}: is a file; --model takes a model directory (config.json + *.safetensors)`);
   checkInputFile(path, CONFIG_FILE_LIMIT, 'a config.json');
   return { config: readConfigFile(path).config, label: src.model! };
 }
@@ -148,8 +155,8 @@ export function openModel(src: ModelSource, plan: (config: ModelConfig) => Model
   const p = plan(config);
   const flags = guardFlags();
   if (p.ids !== undefined) {
-    const { ids, B, T } = flattenTokenBatch(p.ids.rows);
     try {
+      const { ids, B, T } = flattenTokenBatch(p.ids.rows);
       validateTokenIds(ids, B, T, config.vocabSize);
     } catch (e) {
       throw e instanceof InputError ? new InputError(`${p.ids.of}: ${e.message}`) : e;

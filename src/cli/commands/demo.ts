@@ -16,7 +16,7 @@ import { DEMO_DEFAULTS, runDemo, type DemoResult } from '../../demo/demo.js';
 import { moeLayerLabel, type HistoryStep } from '../../demo/history.js';
 import { demoReportHTML } from '../../demo/report.js';
 import { EXIT } from '../errors.js';
-import { parseNonNegative, parsePositiveInt, printJSON } from '../inputs.js';
+import { parseInteger, parseNonNegative, parsePositiveInt, printJSON } from '../inputs.js';
 import { createProgress } from '../progress.js';
 import { addGuardOptions, checkInputFile, MEMORY_OVERRIDE, memoryBudget } from '../resources.js';
 import { bundledCorpusPath, parseBackend, printAboveProgress, stopProgress } from './train.js';
@@ -155,7 +155,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--batch <b>', 'sequences per step', parsePositiveInt('--batch'), DEMO_DEFAULTS.batch)
     .option('--seq <t>', 'bytes per sequence', parsePositiveInt('--seq'), DEMO_DEFAULTS.seqLen)
     .option('--lr <lr>', 'peak learning rate', parseNonNegative('--lr'), DEMO_DEFAULTS.lr)
-    .option('--seed <n>', 'seed of the init and the data order', (v) => Number(v), DEMO_DEFAULTS.seed)
+    .option('--seed <n>', 'seed of the init and the data order', parseInteger('--seed'), DEMO_DEFAULTS.seed)
     .option('--out <dir>', 'output directory', 'demo-out')
     .option('--backend <name>', 'f32 kernels: js | wasm (SIMD)', parseBackend, 'wasm' as BackendName)
     .option('--json', 'print a JSON summary on stdout (no progress bar)');

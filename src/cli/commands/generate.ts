@@ -14,7 +14,7 @@ import type { ModelConfig } from '../../model/config.js';
 import type { NumericsProfile } from '../../model/numerics.js';
 import type { DType } from '../../tensor.js';
 import { CliUsageError } from '../errors.js';
-import { dtypeOption, NUMERICS_HELP, parseAttn, parseNonNegative, parseNumerics, parsePositiveInt, printJSON } from '../inputs.js';
+import { dtypeOption, NUMERICS_HELP, parseAttn, parseInteger, parseNonNegative, parseNumerics, parsePositiveInt, printJSON } from '../inputs.js';
 import { addGuardOptions, guardFlags, openModel, printWarnings } from '../resources.js';
 import { openTokenizer } from './tokenize.js';
 
@@ -103,7 +103,6 @@ interface GenerateFlags {
 function runGenerate(o: GenerateFlags): void {
   if ((o.promptIds === undefined) === (o.prompt === undefined)) throw new CliUsageError('give exactly one of --prompt-ids IDS or --prompt TEXT');
   if (o.speculative !== undefined && o.speculative !== 'mtp') throw new CliUsageError(`--speculative must be 'mtp', got '${o.speculative}'`);
-  if (!Number.isInteger(o.seed)) throw new CliUsageError(`--seed must be an integer, got ${o.seed}`);
   if (!(o.topP > 0 && o.topP <= 1)) throw new CliUsageError(`--top-p must be in (0, 1], got ${o.topP}`);
   if (o.tokenizer !== undefined && o.prompt === undefined) throw new CliUsageError('--tokenizer applies to --prompt TEXT');
   const ids = o.promptIds !== undefined ? parsePromptIds(o.promptIds) : null;
@@ -168,7 +167,7 @@ export function registerGenerateCommand(program: Command): void {
     .option('--max-new-tokens <n>', 'tokens to generate (stops earlier at max_position_embeddings)', parsePositiveInt('--max-new-tokens'), 32)
     .option('--temperature <t>', '0 = greedy', parseNonNegative('--temperature'), 0)
     .option('--top-p <p>', 'nucleus sampling mass in (0, 1]', parseNonNegative('--top-p'), 1)
-    .option('--seed <n>', 'sampling seed (and the preset weights seed)', (v) => Number(v), 0)
+    .option('--seed <n>', 'sampling seed (and the preset weights seed)', parseInteger('--seed'), 0)
     .option('--attn <impl>', 'attention path / cache layout: naive | absorb', parseAttn, 'absorb' as AttnImpl)
     .addOption(dtypeOption())
     .option('--numerics <profile>', NUMERICS_HELP, parseNumerics, 'exact' as NumericsProfile)

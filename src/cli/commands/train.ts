@@ -25,7 +25,7 @@ import { Trainer, type TrainStepReport } from '../../train/trainer.js';
 import { CliUsageError } from '../errors.js';
 import { addFp8TrainOptions, fp8TrainOptionsFromFlags, parseTrainNumericsFlag, TRAIN_NUMERICS_HELP, type Fp8TrainFlags } from '../fp8_train_flags.js';
 import type { TrainNumerics } from '../../ops/linear.js';
-import { collect, dtypeOption, parseNonNegative, parsePositiveInt, printJSON, readIdsFile } from '../inputs.js';
+import { collect, dtypeOption, parseInteger, parseNonNegative, parsePositiveInt, printJSON, readIdsFile } from '../inputs.js';
 import { addGuardOptions, checkInputFile, guardFlags, jsonInputLimit, openModel, printWarnings } from '../resources.js';
 import { createProgress, type Progress } from '../progress.js';
 
@@ -144,7 +144,6 @@ function stepRecord(r: TrainStepReport): Record<string, number | number[]> {
 /** Builds the model, trainer and data of a `dsv3 train` run (exported for tests). */
 function buildTrainer(flags: TrainFlags & Fp8TrainFlags): { model: DeepSeekV3; trainer: Trainer; source: string; modelName: string; lora: LoraAdapter | null } {
   if (flags.preset !== undefined && flags.model !== undefined) throw new CliUsageError('give at most one of --preset NAME and --model DIR');
-  if (!Number.isInteger(flags.seed)) throw new CliUsageError(`--seed must be an integer, got ${flags.seed}`);
   if (flags.order !== 'random' && flags.order !== 'sequential') throw new CliUsageError(`--order must be random or sequential, got '${flags.order}'`);
   if (flags.checkpointEvery !== undefined && flags.checkpointDir === undefined) throw new CliUsageError('--checkpoint-every needs --checkpoint-dir DIR');
   const preset = flags.model === undefined ? (flags.preset ?? 'tiny') : undefined;
@@ -159,6 +158,7 @@ function buildTrainer(flags: TrainFlags & Fp8TrainFlags): { model: DeepSeekV3; t
   const modelName = preset !== undefined ? `preset ${preset}` : flags.model!;
   const config = model.config;
   const { tokens, source } = readTrainingTokens(flags, config);
+  if (tokens.length < flags.seq + 1) throw new InputError(`${source}: ${tokens.length} tokens, but a training window needs --seq + 1 = ${flags.seq + 1}`);
   printWarnings('train', warnings); // after the last input check, so an error is the only line
   if (flags.mtp && config.numNextnPredictLayers === 0) process.stderr.write('dsv3 train: note: the model has no MTP module; training without MTP\n');
   const data = new TokenStream(tokens, { batchSize: flags.batch, seqLen: flags.seq, order: flags.order as 'random' | 'sequential', seed: flags.seed });
@@ -288,7 +288,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--mtp-lambda <λ>', 'MTP loss weight λ', num('--mtp-lambda'), 0.3)
     .option('--bias-gamma <γ>', 'router-bias update speed γ (0 = off)', num('--bias-gamma'), 0.001)
     .option('--balance-alpha <α>', 'sequence-wise balance loss weight α (0 = off)', num('--balance-alpha'), 1e-4)
-    .option('--seed <n>', 'seed of the preset init and the random window order', (v) => Number(v), 0)
+    .option('--seed <n>', 'seed of the preset init and the random window order', parseInteger('--seed'), 0)
     .option('--order <order>', 'window order: random | sequential', 'random')
     .addOption(dtypeOption())
     .option('--backend <name>', 'f32 kernels: js | wasm (SIMD)', parseBackend, 'wasm' as BackendName)
