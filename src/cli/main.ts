@@ -89,6 +89,11 @@ async function runCli(argv: readonly string[]): Promise<number> {
     program.outputHelp({ error: true });
     return EXIT.USAGE;
   }
+  if (argv[0] === 'help' && argv[1] !== undefined && !program.commands.some((c) => c.name() === argv[1])) {
+    // commander would print the whole help on stderr; an error is one line
+    process.stderr.write(`dsv3: error: unknown command '${argv[1]}' (see --help)\n`);
+    return EXIT.USAGE;
+  }
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return Number(process.exitCode ?? 0);

@@ -140,6 +140,7 @@ describe('4. config values of the wrong JSON type', () => {
 describe('5. usage errors', () => {
   it("an unknown command is one line with commander's suggestion", () => {
     expect(oneLineError(['verfy'])).toBe("dsv3: error: unknown command 'verfy' (Did you mean verify?) (see --help)");
+    expect(oneLineError(['help', 'verfy'])).toBe("dsv3: error: unknown command 'verfy' (see --help)");
   });
 
   it('an unknown flag is named (before any missing required option), in every command', () => {
