@@ -8,16 +8,16 @@
  * `{prefix}.mlp:out` [B, S, d] (MoE layers trace it inside moeForward, same shape), `{prefix}:out` (residual stream after
  * the block); attention traces under `{prefix}.self_attn`.
  */
-import { WeightsError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
 import type { LinearGemm } from '../ops/linear.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
 import { mlaBackward, mlaForward, mlaWeightsFrom, type MLAOptions, type MLASaved, type MLAWeights } from './attention.js';
-import type { ModelConfig } from './config.js';
+import { isDenseLayer, type ModelConfig } from './config.js';
 import type { Routing } from './gate.js';
 import { mlpBackward, mlpForward, mlpWeightsFrom, type MLPSaved, type MLPWeights } from './mlp.js';
 import { moeBackward, moeForward, moeWeightsFrom, type MoESaved, type MoEWeights } from './moe.js';
 import type { ModelWeights } from './weights.js';
+import { requireTensor } from '../ops/tensors.js';
 
 /** The tensors of one block (the same record type holds its gradients). */
 export interface BlockWeights {
@@ -32,11 +32,6 @@ export interface BlockWeights {
   moe: MoEWeights | null;
 }
 
-/** True iff layer `index` (main or MTP) uses the MoE (SPEC §1.3). */
-export function isMoELayer(config: ModelConfig, index: number): boolean {
-  return index >= config.firstKDenseReplace;
-}
-
 /** The HF name prefix of layer `index`, e.g. `model.layers.3`. */
 export function layerPrefix(index: number): string {
   return `model.layers.${index}`;
@@ -45,12 +40,8 @@ export function layerPrefix(index: number): string {
 /** Views the block tensors of layer `index` (main layers 0..L−1, MTP layers L..L+D−1) out of a weights (or gradients) map. */
 export function blockWeightsFrom(config: ModelConfig, weights: ModelWeights, index: number): BlockWeights {
   const p = layerPrefix(index);
-  const get = (name: string): Tensor => {
-    const t = weights.get(name);
-    if (t === undefined) throw new WeightsError(`missing tensor '${name}'`);
-    return t;
-  };
-  const moe = isMoELayer(config, index);
+  const get = (name: string): Tensor => requireTensor(weights, name);
+  const moe = !isDenseLayer(config, index);
   return {
     input_layernorm: get(`${p}.input_layernorm.weight`),
     post_attention_layernorm: get(`${p}.post_attention_layernorm.weight`),

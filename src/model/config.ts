@@ -183,7 +183,7 @@ export function validateConfig(c: ModelConfig): void {
     throw new ConfigError(K.numExpertsPerTok, `must satisfy 1 ≤ num_experts_per_tok ≤ topk_group · n_routed_experts / n_group = ${c.topkGroup * perGroup}, got ${show(c.numExpertsPerTok)}`);
   }
   // 4. a group score is the sum of the top-2 biased scores of the group
-  if (c.nGroup > 1 && c.topkMethod === 'noaux_tc' && perGroup < 2) {
+  if (c.nGroup > 1 && hasRouterBias(c) && perGroup < 2) {
     throw new ConfigError(K.nGroup, `with topk_method "noaux_tc" each group needs ≥ 2 experts (top-2 sum), but n_routed_experts / n_group = ${perGroup}`);
   }
   // 5. RoPE rotates pairs

@@ -12,7 +12,7 @@
 import { ConfigError, InputError, ShapeError, WeightsError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
-import type { ModelConfig } from './config.js';
+import { hasRouterBias, type ModelConfig } from './config.js';
 import type { TraceFn } from './trace.js';
 
 /** Router parameters, HF names (`mlp.gate.weight`, `mlp.gate.e_score_correction_bias`). Also holds gradients. */
@@ -75,7 +75,7 @@ function checkRouterConfig(config: ModelConfig): void {
       `must be in [1, topk_group·n_routed_experts/n_group = ${topkGroup * (E / G)}], got ${K}`,
     );
   }
-  if (config.topkMethod === 'noaux_tc' && G > 1 && E / G < 2) {
+  if (hasRouterBias(config) && G > 1 && E / G < 2) {
     throw new ConfigError('n_group', `the top-2 group score needs at least 2 experts per group, got ${E / G}`);
   }
 }
@@ -89,10 +89,10 @@ function checkGateWeights(config: ModelConfig, w: GateWeights, x: FloatArray, N:
   }
   if (x.length !== N * d) throw new ShapeError(`gate input has ${x.length} elements, expected N·d = ${N}·${d}`);
   const bias = w.e_score_correction_bias;
-  if (config.topkMethod === 'noaux_tc' && bias === undefined) {
+  if (hasRouterBias(config) && bias === undefined) {
     throw new WeightsError(`topk_method 'noaux_tc' needs e_score_correction_bias, but the gate has none`);
   }
-  if (config.topkMethod !== 'noaux_tc' && bias !== undefined) {
+  if (!hasRouterBias(config) && bias !== undefined) {
     throw new WeightsError(`the gate has e_score_correction_bias but topk_method is '${config.topkMethod}' (bias iff 'noaux_tc')`);
   }
   if (bias !== undefined && bias.size !== E) {
@@ -116,18 +116,18 @@ export function gateForward(
   const d = checkGateWeights(config, w, x, N);
   const { nRoutedExperts: E, nGroup: G, topkGroup, numExpertsPerTok: K, routedScalingFactor: R } = config;
   const dtype = dtypeOf(x);
-  const kern = kernelsFor(dtype);
+  const k = kernelsFor(dtype);
   const round = dtype === 'float32' ? Math.fround : (v: number) => v;
   const name = (role: string) => `${opts.prefix ?? 'mlp'}.gate:${role}`;
 
   // ℓ = x W_gᵀ: [N, E]
   const logits = allocate(dtype, N * E);
-  kern.matmul('nt', x, w.weight.data, logits, N, E, d);
+  k.matmul('nt', x, w.weight.data, logits, N, E, d);
   opts.trace?.(name('logits'), [N, E], logits);
 
   // s = σ(ℓ) (V3) or softmax over the E experts (V2-style)
   const scores = allocate(dtype, N * E);
-  if (config.scoringFunc === 'softmax') kern.softmaxForward(logits, scores, N, E);
+  if (config.scoringFunc === 'softmax') k.softmaxForward(logits, scores, N, E);
   else for (let i = 0; i < N * E; i++) scores[i] = 1 / (1 + Math.exp(-logits[i]!));
   opts.trace?.(name('scores'), [N, E], scores);
 
@@ -240,7 +240,7 @@ export function gateBackward(
   }
   const R = config.routedScalingFactor;
   const dtype = dtypeOf(x);
-  const kern = kernelsFor(dtype);
+  const k = kernelsFor(dtype);
 
   // ds: [N, E] = dscores + the contribution of the gathered weights
   const ds = allocate(dtype, N * E);
@@ -268,12 +268,12 @@ export function gateBackward(
 
   // dℓ: s = σ(ℓ) ⇒ ds·s(1−s);  s = softmax(ℓ) ⇒ s ⊙ (ds − ⟨ds, s⟩)
   const dl = allocate(dtype, N * E);
-  if (config.scoringFunc === 'softmax') kern.softmaxBackward(scores, ds, dl, N, E);
+  if (config.scoringFunc === 'softmax') k.softmaxBackward(scores, ds, dl, N, E);
   else for (let i = 0; i < N * E; i++) dl[i] = ds[i]! * scores[i]! * (1 - scores[i]!);
 
   // ℓ = x W_gᵀ:  dW_g += dℓᵀ x,  dx = dℓ W_g
-  kern.matmul('tn', dl, x, grads.weight.data, E, d, N, true);
+  k.matmul('tn', dl, x, grads.weight.data, E, d, N, true);
   const dx = allocate(dtype, N * d);
-  kern.matmul('nn', dl, w.weight.data, dx, N, d, E);
+  k.matmul('nn', dl, w.weight.data, dx, N, d, E);
   return dx;
 }

@@ -2,10 +2,11 @@
  * SwiGLU MLP (SPEC §3.7): `MLP(x) = down_proj( silu(gate_proj x) ⊙ up_proj x )`.
  * Used by the dense layers, by every routed expert and by the fused shared expert.
  */
-import { ShapeError, WeightsError } from '../errors.js';
+import { ShapeError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
 import { linearBackward, linearForward, type LinearGemm, type LinearSite } from '../ops/linear.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
+import { requireTensor } from '../ops/tensors.js';
 
 /** The three projections of one SwiGLU MLP, HF names. The same record type holds their gradients. */
 export interface MLPWeights {
@@ -48,22 +49,15 @@ function projSite(site: MLPSite | null | undefined, proj: 'gate_proj' | 'up_proj
   return site ? { gemm: site.gemm, name: `${site.prefix}.${proj}` } : undefined;
 }
 
-/** Looks up a tensor by its HF name or throws a `WeightsError` naming it. */
-function requireWeight(weights: ReadonlyMap<string, Tensor>, name: string): Tensor {
-  const t = weights.get(name);
-  if (t === undefined) throw new WeightsError(`missing weight '${name}'`);
-  return t;
-}
-
 /**
  * The MLP weights under `prefix` (e.g. `model.layers.0.mlp`, `model.layers.3.mlp.experts.7`,
  * `model.layers.3.mlp.shared_experts`): `${prefix}.gate_proj.weight` etc.
  */
 export function mlpWeightsFrom(weights: ReadonlyMap<string, Tensor>, prefix: string): MLPWeights {
   return {
-    gate_proj: requireWeight(weights, `${prefix}.gate_proj.weight`),
-    up_proj: requireWeight(weights, `${prefix}.up_proj.weight`),
-    down_proj: requireWeight(weights, `${prefix}.down_proj.weight`),
+    gate_proj: requireTensor(weights, `${prefix}.gate_proj.weight`),
+    up_proj: requireTensor(weights, `${prefix}.up_proj.weight`),
+    down_proj: requireTensor(weights, `${prefix}.down_proj.weight`),
   };
 }
 

@@ -12,7 +12,7 @@ import { allocate, Tensor, type DType, type FloatArray } from '../tensor.js';
 import { sequenceBalanceLoss } from '../train/balance_loss.js';
 import type { AttnImpl } from './attention.js';
 import { layerPrefix, phaseLaps, type PhaseTimer } from './block.js';
-import type { ModelConfig } from './config.js';
+import { hasRouterBias, type ModelConfig } from './config.js';
 import { flattenTokenBatch, validateTokenIds } from './embedding.js';
 import type { Routing } from './gate.js';
 import { generateTokens, type GenerateOptions, type GenerateResult } from './generate.js';
@@ -417,7 +417,7 @@ export class DeepSeekV3 {
     const addLayer = (layer: number, routing: Routing, Tseq: number): FloatArray | null => {
       routingByLayer.set(layer, routing);
       // a router without e_score_correction_bias (topk_method 'greedy') has nothing to update: no entry
-      if (cfg.topkMethod === 'noaux_tc') loads.push({ layer, biasName: `${layerPrefix(layer)}.mlp.gate.e_score_correction_bias`, load: routing.load });
+      if (hasRouterBias(cfg)) loads.push({ layer, biasName: `${layerPrefix(layer)}.mlp.gate.e_score_correction_bias`, load: routing.load });
       if (alpha === 0) return null;
       const bl = sequenceBalanceLoss(cfg, routing, B, Tseq, alpha, opts.balanceOptions);
       balance += bl.loss;

@@ -11,10 +11,11 @@
 import { ShapeError, WeightsError } from '../errors.js';
 import type { LinearGemm } from '../ops/linear.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
-import type { ModelConfig } from './config.js';
+import { hasRouterBias, type ModelConfig } from './config.js';
 import { gateBackward, gateForward, type GateSaved, type GateWeights, type Routing } from './gate.js';
 import { mlpBackward, mlpForward, mlpWeightsFrom, type MLPSaved, type MLPWeights } from './mlp.js';
 import type { TraceFn } from './trace.js';
+import { requireTensor } from '../ops/tensors.js';
 
 /** Parameters of one MoE layer (HF names under `model.layers.{i}.mlp`). The same record holds gradients. */
 export interface MoEWeights {
@@ -63,15 +64,9 @@ export interface MoEForwardOptions {
 /** The MoE weights under `prefix` (e.g. `model.layers.3.mlp`). */
 export function moeWeightsFrom(config: ModelConfig, weights: ReadonlyMap<string, Tensor>, prefix: string): MoEWeights {
   const gateName = `${prefix}.gate.weight`;
-  const weight = weights.get(gateName);
-  if (weight === undefined) throw new WeightsError(`missing weight '${gateName}'`);
-  const gate: GateWeights = { weight };
+  const gate: GateWeights = { weight: requireTensor(weights, gateName) };
   const biasName = `${prefix}.gate.e_score_correction_bias`;
-  if (config.topkMethod === 'noaux_tc') {
-    const bias = weights.get(biasName);
-    if (bias === undefined) throw new WeightsError(`missing weight '${biasName}' (topk_method is 'noaux_tc')`);
-    gate.e_score_correction_bias = bias;
-  }
+  if (hasRouterBias(config)) gate.e_score_correction_bias = requireTensor(weights, biasName, "topk_method is 'noaux_tc'");
   const experts: MLPWeights[] = [];
   for (let e = 0; e < config.nRoutedExperts; e++) experts.push(mlpWeightsFrom(weights, `${prefix}.experts.${e}`));
   const shared_experts = config.nSharedExperts > 0 ? mlpWeightsFrom(weights, `${prefix}.shared_experts`) : null;

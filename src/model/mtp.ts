@@ -23,7 +23,7 @@ import type { Routing } from './gate.js';
 import type { MLACache } from './kv_cache.js';
 import type { RopeTables } from './rope.js';
 import type { TraceFn } from './trace.js';
-import { requireTensor } from './transformer.js';
+import { requireTensor } from '../ops/tensors.js';
 import type { ModelWeights } from './weights.js';
 
 /**

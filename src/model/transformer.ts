@@ -5,7 +5,7 @@
  * Trace names: `model.embed_tokens:out` [B,S,d], the block traces (see block.ts), `model.norm:out` [B,S,d]
  * (the input of the head), `lm_head:out` [B,S,V] (logits).
  */
-import { InputError, WeightsError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { kernelsFor } from '../kernels/index.js';
 import { linearBackward, linearForward, type LinearGemm } from '../ops/linear.js';
 import { allocate, type FloatArray, type Tensor } from '../tensor.js';
@@ -18,6 +18,7 @@ import type { MLACache } from './kv_cache.js';
 import type { RopeTables } from './rope.js';
 import type { TraceFn } from './trace.js';
 import type { ModelWeights } from './weights.js';
+import { requireTensor } from '../ops/tensors.js';
 
 /** The main model's tensors (the same record type holds the gradients). */
 export interface TransformerWeights {
@@ -29,13 +30,6 @@ export interface TransformerWeights {
   norm: Tensor;
   /** `lm_head.weight` [V, d] (not tied to the embedding). */
   lm_head: Tensor;
-}
-
-/** Looks a tensor up by HF name; a missing one is a WeightsError naming it. */
-export function requireTensor(weights: ModelWeights, name: string): Tensor {
-  const t = weights.get(name);
-  if (t === undefined) throw new WeightsError(`missing tensor '${name}'`);
-  return t;
 }
 
 /** Views the main-model tensors out of a weights (or gradients) map. */

@@ -3,3 +3,4 @@ export * from './linear.js';
 export * from './fp8_train.js';
 export * from './int_quant.js';
 export * from './lora_branch.js';
+export * from './tensors.js';

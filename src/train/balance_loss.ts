@@ -52,7 +52,6 @@ export function sequenceBalanceLoss(
   if (indices.length !== N * K) throw new ShapeError(`balance loss: indices have ${indices.length} elements, expected B·T·K = ${B}·${T}·${K}`);
   const dscores = allocate(dtypeOf(scores), N * E);
   const f = new Float64Array(E);
-  const rowSum = new Float64Array(T);
   const chosen = new Int32Array(K);
   let total = 0;
   for (let b = 0; b < B; b++) {
@@ -74,7 +73,6 @@ export function sequenceBalanceLoss(
         S += scores[o + e]!;
         fs += f[e]! * scores[o + e]!;
       }
-      rowSum[t] = S;
       seq += fs / S / T;
       // ∂L/∂s_{j,t} = α/(B·T) · (f_j/S_t − Σ_e f_e·s_{e,t}/S_t²)
       const c = alpha / (B * T);
