@@ -1,7 +1,6 @@
 // Public API of src/train.
 export * from './accumulate.js';
 export * from './adamw.js';
-export * from './balance_loss.js';
 export * from './bias_update.js';
 export * from './checkpoint.js';
 export * from './clip.js';

@@ -8,7 +8,7 @@ import type { Routing } from '../../src/model/gate.js';
 import { gateForward } from '../../src/model/gate.js';
 import { Random } from '../../src/random.js';
 import { Tensor } from '../../src/tensor.js';
-import { sequenceBalanceLoss } from '../../src/train/balance_loss.js';
+import { sequenceBalanceLoss } from '../../src/model/balance_loss.js';
 import { randomTensor } from '../helpers/random.js';
 import { moeConfig } from './helpers.js';
 

@@ -13,7 +13,7 @@ import { moeBackward, moeForward } from '../../src/model/moe.js';
 import { Random } from '../../src/random.js';
 import { Tensor } from '../../src/tensor.js';
 import { expectClose } from '../helpers/close.js';
-import { sequenceBalanceLoss } from '../../src/train/balance_loss.js';
+import { sequenceBalanceLoss } from '../../src/model/balance_loss.js';
 import { dot } from '../helpers/finite_difference.js';
 import { randomTensor } from '../helpers/random.js';
 import { fdCheck, groupedMoEConfig, randomGate, randomMLP, randomMoE, sampleIndices, zerosLikeMLP, zerosLikeMoE } from './helpers.js';

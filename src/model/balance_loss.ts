@@ -11,8 +11,8 @@
  * Under perfectly uniform routing Σ_e f_e·P_e = 1.
  */
 import { ShapeError } from '../errors.js';
-import type { ModelConfig } from '../model/config.js';
-import type { Routing } from '../model/gate.js';
+import type { ModelConfig } from './config.js';
+import type { Routing } from './gate.js';
 import { allocate, dtypeOf, type FloatArray } from '../tensor.js';
 
 /** Options of {@link sequenceBalanceLoss}. */
