@@ -11,8 +11,8 @@ const { DeepSeekV3, backendInfo, getPreset, initWeights, residentWeights, useBac
 /**
  * Flags common to the model benches: `--json` (one JSON document on stdout, the text goes to stderr),
  * `--backend wasm|js`, `--variant auto|simd|relaxed-simd`, `--threads N` (our kernels; needs a threaded build),
- * `--no-torch` (skip the PyTorch baseline), `--no-resident` (weights copied into wasm memory at every call, as
- * before residentWeights).
+ * `--no-torch` (skip the PyTorch baseline), `--resident` (the shared-memory build on one thread too, so the weights
+ * can be resident; with --threads > 1 the memory is shared anyway and the weights are always made resident).
  */
 export function benchFlags(argv = process.argv.slice(2)) {
   const value = (name, dflt) => {
@@ -22,7 +22,7 @@ export function benchFlags(argv = process.argv.slice(2)) {
   return {
     json: argv.includes('--json'),
     torch: !argv.includes('--no-torch'),
-    resident: !argv.includes('--no-resident'),
+    resident: argv.includes('--resident'),
     backend: value('--backend', 'wasm'),
     variant: value('--variant', 'auto'),
     threads: Number(value('--threads', '1')),
@@ -36,21 +36,22 @@ export function makeLog(json) {
 }
 
 /** Activates the backend; a wasm failure is an error (a benchmark must not silently measure js). Returns backendInfo(). */
-export async function selectBackend(backend, variant = 'auto', threads = 1) {
+export async function selectBackend(backend, variant = 'auto', threads = 1, resident = false) {
   const opts = { variant };
   if (threads !== 1) opts.threads = threads;
+  if (resident) opts.resident = true;
   await useBackend(backend, backend === 'wasm' ? opts : {});
   return backendInfo();
 }
 
 /**
- * The `bench` preset with seed-0 f32 weights: `{ config, model, residentBytes }`. With `resident` the weights are
- * moved into the wasm backend's memory first (residentWeights; 0 bytes on js).
+ * The `bench` preset with seed-0 f32 weights: `{ config, model, residentBytes }`. The weights are moved into the
+ * wasm backend's memory first where it is shared (residentWeights; 0 bytes on js or a private memory).
  */
-export function benchModel(resident = true) {
+export function benchModel() {
   const config = getPreset('bench');
   const weights = initWeights(config, { seed: 0, dtype: 'float32' });
-  const residentBytes = resident ? residentWeights(weights) : 0;
+  const residentBytes = residentWeights(weights);
   return { config, model: new DeepSeekV3(config, weights), residentBytes };
 }
 

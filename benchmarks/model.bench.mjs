@@ -33,13 +33,13 @@ function timeIt(fn, minSeconds = 2, minRuns = 8) {
 }
 
 /** Runs the model benchmarks; returns the figures (also printed). */
-export async function run({ backend = 'wasm', variant = 'auto', threads = 1, decodeSteps = 32, contexts = [512, 2048], torch = true, resident = true, log = console.log } = {}) {
+export async function run({ backend = 'wasm', variant = 'auto', threads = 1, decodeSteps = 32, contexts = [512, 2048], torch = true, resident = false, log = console.log } = {}) {
   const machine = await machineInfo();
-  const info = await selectBackend(backend, variant, threads);
-  const { config, model, residentBytes } = benchModel(resident);
+  const info = await selectBackend(backend, variant, threads, resident);
+  const { config, model, residentBytes } = benchModel();
   const results = { bench: 'model', machine, backend: info.float32, threads, residentBytes, forward: null, decode: [] };
   log(`${machine.cpu} (${machine.logicalCpus} logical CPUs), load average ${machine.loadavg.join(' ')}; node ${machine.node}`);
-  log(`weights resident in wasm memory: ${(residentBytes / 2 ** 20).toFixed(1)} MiB${resident ? '' : ' (--no-resident)'}`);
+  log(`weights resident in wasm memory: ${(residentBytes / 2 ** 20).toFixed(1)} MiB (shared memory: --threads > 1 or --resident)`);
 
   const B = 4;
   const T = 128;

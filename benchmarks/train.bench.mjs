@@ -99,15 +99,15 @@ function kernelBreakdown(log, model, optimizer, batch, steps, top = 15) {
 }
 
 /** Runs the training-step benchmark and the PyTorch baseline; returns the figures (also printed). */
-export async function run({ backend = 'wasm', variant = 'auto', threads = 1, B = 4, T = 128, warmup = 2, steps = 8, kernels = false, torch = true, resident = true, log = console.log } = {}) {
+export async function run({ backend = 'wasm', variant = 'auto', threads = 1, B = 4, T = 128, warmup = 2, steps = 8, kernels = false, torch = true, resident = false, log = console.log } = {}) {
   const machine = await machineInfo();
-  const info = await selectBackend(backend, variant, threads);
-  const { config, model, residentBytes } = benchModel(resident);
+  const info = await selectBackend(backend, variant, threads, resident);
+  const { config, model, residentBytes } = benchModel();
   const optimizer = new AdamW(model.weights); // torch.optim.AdamW semantics, DeepSeek-V3 defaults
   const batch = tokenBatch(B, T, config.vocabSize, 1);
   const tokens = B * T;
   log(`${machine.cpu} (${machine.logicalCpus} logical CPUs), load average ${machine.loadavg.join(' ')}; node ${machine.node}`);
-  log(`weights resident in wasm memory: ${(residentBytes / 2 ** 20).toFixed(1)} MiB${resident ? '' : ' (--no-resident)'}`);
+  log(`weights resident in wasm memory: ${(residentBytes / 2 ** 20).toFixed(1)} MiB (shared memory: --threads > 1 or --resident)`);
 
   // PyTorch first with 1 thread, then ours, then PyTorch with our thread count (when it differs): one run
   const torchRuns = [];

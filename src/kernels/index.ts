@@ -39,8 +39,8 @@ export function kernelsFor(dtype: DType): Kernels {
  * tensor (same shape) over a copy that lives there, so the kernels take it by address instead of copying it in at
  * every call (decode, where the weights are copied per token, gains most) and AdamW updates it in place there.
  * Call it after `useBackend('wasm')` and before building the model from the map. Returns the bytes made resident:
- * 0, changing nothing, when the f32 backend is js or its memory is not shared (browsers without cross-origin
- * isolation). Resident memory is never freed; a later `useBackend` leaves the arrays valid (ordinary Float32Arrays
+ * 0, changing nothing, when the f32 backend is js or its memory is not shared (`useBackend('wasm')` without
+ * `threads` > 1 or `resident: true`; browsers without cross-origin isolation). Resident memory is never freed; a later `useBackend` leaves the arrays valid (ordinary Float32Arrays
  * over the old memory) but copied again at each call.
  */
 export function residentWeights(weights: Map<string, Tensor>): number {
@@ -81,6 +81,12 @@ export async function createWasmKernels(options: WasmOptions = {}): Promise<Wasm
 export interface WasmOptions {
   variant?: WasmVariant;
   threads?: number;
+  /**
+   * Use the shared-memory build even on one thread, so that {@link residentWeights} (and `WasmKernels.resident`)
+   * work; implied by `threads` > 1. Off by default: copies of non-resident operands into shared memory cost about 2×
+   * (docs/kernels.md). BackendError where SharedArrayBuffer is missing.
+   */
+  resident?: boolean;
 }
 
 /**

@@ -52,7 +52,7 @@ export function wasmSupport(): { simd: boolean; relaxedSimd: boolean } {
  * Throws a `BackendError` if the engine lacks WebAssembly SIMD, or lacks relaxed SIMD when
  * `'relaxed-simd'` is requested: there is no silent fallback.
  */
-export async function loadWasmKernels(options: { variant?: WasmVariant; threads?: number } = {}): Promise<WasmKernels> {
+export async function loadWasmKernels(options: { variant?: WasmVariant; threads?: number; resident?: boolean } = {}): Promise<WasmKernels> {
   const variant = options.variant ?? 'auto';
   const threads = options.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new BackendError(`wasm kernels: threads must be an integer in [1, 64], got ${String(threads)}`);
@@ -76,8 +76,12 @@ export async function loadWasmKernels(options: { variant?: WasmVariant; threads?
     throw new BackendError(`unknown wasm variant '${String(variant)}': expected 'auto', 'simd' or 'relaxed-simd'`);
   }
   const name = relaxed ? 'wasm-relaxed-simd' : 'wasm-simd';
-  // the shared-memory build wherever SharedArrayBuffer exists (resident arrays; threads in Node)
-  if (typeof SharedArrayBuffer === 'function') return loadShared(relaxed, name, threadsAvailable() ? threads : 1);
+  // The shared-memory build for threads (Node) or when resident arrays are asked for. Not by default: V8 copies into
+  // and out of a SharedArrayBuffer about 2× slower than into an ArrayBuffer (element-wise relaxed atomics), and
+  // every non-resident operand is copied at each call (docs/kernels.md, Memory).
+  const shared = typeof SharedArrayBuffer === 'function';
+  if (options.resident === true && !shared) throw new BackendError('wasm kernels: resident arrays need SharedArrayBuffer (Node, or a cross-origin-isolated page)');
+  if (shared && ((threads > 1 && threadsAvailable()) || options.resident === true)) return loadShared(relaxed, name, threadsAvailable() ? threads : 1);
   const { instance } = await WebAssembly.instantiate(relaxed ? relaxedBytes() : simdBytes(), {});
   const ex = instance.exports as unknown as WasmExports;
   return makeWasmKernels(ex, name, ex.heapBase(), null);

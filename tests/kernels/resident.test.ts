@@ -20,7 +20,8 @@ describe('resident arrays: operands that live in wasm memory go by address, with
   });
 
   it('a resident copy holds the same values; kernels on resident operands (and their subarrays) give the copied results bit for bit', async () => {
-    const K = await loadWasmKernels({ variant: 'simd' });
+    expect((await loadWasmKernels({ variant: 'simd' })).residentSupported).toBe(false); // private memory by default
+    const K = await loadWasmKernels({ variant: 'simd', resident: true });
     expect(K.residentSupported).toBe(true); // Node has SharedArrayBuffer
     const rng = new TestRng(3);
     const [m, n, k] = [37, 70, 300];
@@ -50,7 +51,7 @@ describe('resident arrays: operands that live in wasm memory go by address, with
   });
 
   it('resident arrays stay valid and in place when a later call grows the memory', async () => {
-    const K = await loadWasmKernels({ variant: 'simd' });
+    const K = await loadWasmKernels({ variant: 'simd', resident: true });
     const x = K.resident(Float32Array.from({ length: 1000 }, (_, i) => i / 7));
     const before = K.memoryBytes();
     const big = new Float32Array(8 << 20); // 32 MiB in and out: the arena must grow
@@ -69,6 +70,8 @@ describe('resident arrays: operands that live in wasm memory go by address, with
     const w0 = initWeights(config, { seed: 5, dtype: 'float32' });
     expect(residentWeights(new Map(w0))).toBe(0);
     await useBackend('wasm', { variant: 'simd' });
+    expect(residentWeights(new Map(w0))).toBe(0); // private memory: nothing moves
+    await useBackend('wasm', { variant: 'simd', resident: true });
     const plain = new DeepSeekV3(config, initWeights(config, { seed: 5, dtype: 'float32' })).lossAndGrads(ids);
     const w = initWeights(config, { seed: 5, dtype: 'float32' });
     const bytes = residentWeights(w);
@@ -78,8 +81,10 @@ describe('resident arrays: operands that live in wasm memory go by address, with
     for (const [name, g] of res.grads) expect(sameBits(g.data as Float32Array, plain.grads.get(name)!.data as Float32Array), name).toBe(true);
   });
 
-  it('resident() takes f32 arrays only (BackendError)', async () => {
-    const K = await loadWasmKernels({ variant: 'simd' });
+  it('resident() takes f32 arrays only, and needs the shared-memory instance (BackendError)', async () => {
+    const privateK = await loadWasmKernels({ variant: 'simd' });
+    expect(() => privateK.resident(new Float32Array(2))).toThrow(BackendError);
+    const K = await loadWasmKernels({ variant: 'simd', resident: true });
     expect(() => K.resident(new Float64Array(2) as unknown as Float32Array)).toThrow(BackendError);
   });
 });
