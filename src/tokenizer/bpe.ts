@@ -309,7 +309,7 @@ export class BpeModel {
       if (merges.get(sym[pos]!, sym[right]!) !== m) continue;
       const newId = m % this.pairBase;
       sym[pos] = newId;
-      len[pos] += len[right]!;
+      len[pos]! += len[right]!;
       alive[right] = 0;
       next[pos] = next[right]!;
       if (next[pos]! >= 0) prev[next[pos]!] = pos;

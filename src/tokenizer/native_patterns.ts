@@ -43,7 +43,7 @@ function buildBmp(): Uint8Array {
   const units: string[] = new Array(0x10000);
   for (let c = 0; c < 0x10000; c++) units[c] = c >= 0xd800 && c < 0xe000 ? '\0' : String.fromCharCode(c);
   const all = units.join('');
-  for (const [re, bit] of classRes) for (const m of all.matchAll(re)) if (m.index < 0xd800 || m.index >= 0xe000) t[m.index] |= bit;
+  for (const [re, bit] of classRes) for (const m of all.matchAll(re)) if (m.index < 0xd800 || m.index >= 0xe000) t[m.index]! |= bit;
   return t;
 }
 

@@ -151,14 +151,14 @@ function measure(
     }
     const q = noise === null ? t : noise[i]!;
     const d = x - t;
-    eb[r] += d * d;
+    eb[r]! += d * d;
     if (Number.isFinite(q)) {
-      en[r] += (q - t) * (q - t);
-      qq[r] += q * q;
+      en[r]! += (q - t) * (q - t);
+      qq[r]! += q * q;
     }
-    tt[r] += t * t;
-    bb[r] += x * x;
-    cnt[r]++;
+    tt[r]! += t * t;
+    bb[r]! += x * x;
+    cnt[r]!++;
     const ad = Math.abs(d);
     if (ad > maxAbs || worst < 0) {
       if (ad > maxAbs) maxAbs = ad;

@@ -156,7 +156,7 @@ function attention(c: ModelConfig, W: Map<string, Tensor>, x: Float64Array, B: n
         for (let t = 0; t <= s; t++) probs[row + t] = rnd(Math.exp(scores[row + t]! - m) / z);
         for (let t = 0; t <= s; t++) {
           const ki = (b * S + t) * H + h;
-          for (let j = 0; j < V; j++) o[qi * V + j] += probs[row + t]! * kvb[ki * (n + V) + n + j]!;
+          for (let j = 0; j < V; j++) o[qi * V + j]! += probs[row + t]! * kvb[ki * (n + V) + n + j]!;
         }
         for (let j = 0; j < V; j++) o[qi * V + j] = rnd(o[qi * V + j]!);
       }
