@@ -66,6 +66,7 @@ for (const name of a.runs.split(',')) {
     row[part] = { maxStep: Math.max(...rel), meanStep: mean(rel), meanLast100: mean(rel.slice(-100)), maxWindow: Math.max(...relW), windows: relW };
   }
   results.runs[name] = { flags, history: run.history, band: row };
+  if (a.json !== undefined) writeFileSync(a.json, JSON.stringify(results)); // after every run: a failed later run keeps these
 }
 
 console.log(`\nrelative loss error vs f32 (${a.steps} steps, ${a.batch}×${a.seq} tokens per step, seed ${a.seed}; window = ${a.window} steps)`);

@@ -13,6 +13,8 @@ import type { AttnImpl } from '../model/attention.js';
 import type { DeepSeekV3 } from '../model/model.js';
 import { mtpForward, slicePositions } from '../model/mtp.js';
 import type { NumericsProfile } from '../model/numerics.js';
+import type { Fp8TrainOptions } from '../ops/fp8_train.js';
+import type { TrainNumerics } from '../ops/linear.js';
 import { TraceRecorder } from './trace.js';
 
 /** Options of {@link libraryTrace}. */
@@ -23,6 +25,8 @@ export interface LibraryTraceOptions {
   /** Also run (and trace) the MTP modules; needs num_nextn_predict_layers > 0. */
   mtp?: boolean;
   numerics?: NumericsProfile;
+  /** With `grads`: the training numerics of the gradient run ('fp8-train' also traces each FP8 GEMM's operands). */
+  train?: { numerics: TrainNumerics; fp8Train?: Fp8TrainOptions };
 }
 
 /** The recorder of one library run, and the main loss with `grads`. */
@@ -52,7 +56,7 @@ export function libraryTrace(model: DeepSeekV3, ids: readonly (readonly number[]
   if (opts.grads === true) {
     if (numerics !== 'exact') throw new InputError(`verify: gradients exist only in the exact profile; drop --numerics ${numerics}`);
     if (ids.length === 0 || ids[0]!.length < 2) throw new InputError('verify: gradients need rows of at least 2 ids (inputs + next-token targets)');
-    const r = model.lossAndGrads(ids, { attn, trace: recorder.trace, mtp, balanceAlpha: 0 });
+    const r = model.lossAndGrads(ids, { attn, trace: recorder.trace, mtp, balanceAlpha: 0, ...opts.train });
     recorder.recordMap(r.grads, 'grad.');
     return { recorder, loss: r.loss.main };
   }

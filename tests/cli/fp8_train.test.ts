@@ -1,7 +1,8 @@
 /**
  * `--numerics fp8-train` on the CLI: `dsv3 grad` writes the same loss and gradients as lossAndGrads in-process,
  * `dsv3 trace --grads` records each FP8 GEMM's quantized operands under the documented names
- * (docs/components/fp8-training.md), `dsv3 train` runs it, and misuse exits 2 with one line.
+ * (docs/components/fp8-training.md), `dsv3 verify --grads` compares a step with them, `dsv3 train` runs it, and misuse
+ * exits 2 with one line.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,6 +66,20 @@ describe('dsv3 --numerics fp8-train', () => {
     expect(file.tensors.get(`${p}:fprop.w.scales`)).toMatchObject({ shape: [Math.ceil(d / 128), Math.ceil(I / 128)] });
     expect(file.tensors.get(`${p}:wgrad.xT.codes`)).toMatchObject({ shape: [I, N] });
     expect(file.tensors.get(`${p}:wgrad.dyT.scales`)).toMatchObject({ shape: [d, 1] });
+  });
+
+  it('verify --grads --numerics fp8-train: a step traced with the same flags passes tensor by tensor (codes exactly)', () => {
+    const ref = join(tmp, 'ref.safetensors');
+    const flags = ['--model', V3, '--input', ids, '--grads', '--numerics', 'fp8-train', '--fp8-scale-fmt', 'ue8m0'];
+    expect(dsv3(['trace', ...flags, '--out', ref]).code).toBe(0);
+    const r = dsv3(['verify', ...flags, '--reference', ref]);
+    expect(r.code, r.stderr).toBe(0);
+    const n = Number(/All (\d+) compared tensors pass/.exec(r.stdout)?.[1]);
+    expect(n).toBeGreaterThan(100);
+    // the same reference against the amax/448 scales: the scales (and so codes and gradients) differ
+    const diff = dsv3(['verify', '--model', V3, '--input', ids, '--grads', '--numerics', 'fp8-train', '--reference', ref]);
+    expect(diff.code).toBe(1);
+    expect(diff.stdout).toMatch(/First divergent tensor: model\.layers\.0\.self_attn\.q_a_proj:fprop\.x\.codes\./);
   });
 
   it('train: a few fp8-train steps with ue8m0 scales and bf16 AdamW moments', () => {

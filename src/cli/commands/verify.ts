@@ -20,15 +20,19 @@ import { CliUsageError } from '../errors.js';
 import { parseAttn, parseNonNegative, readIdsFile } from '../inputs.js';
 import { addCompareOptions, checkReportFlag, emitComparison, runComparison, type CompareFlags } from './diff.js';
 import { addModelRunOptions, type TraceFlags } from './trace.js';
+import { addFp8TrainOptions, fp8TrainOptionsFromFlags, type Fp8TrainFlags } from '../fp8_train_flags.js';
+import type { NumericsProfile } from '../../model/numerics.js';
 
-type VerifyFlags = Omit<TraceFlags, 'filter'> & CompareFlags & { reference: string; noiseFactor?: number };
+type VerifyFlags = Omit<TraceFlags, 'filter' | 'numerics'> &
+  CompareFlags &
+  Fp8TrainFlags & { reference: string; noiseFactor?: number; numerics: NumericsProfile | 'fp8-train' };
 
 /** Registers `dsv3 verify`. */
 export function registerVerifyCommand(program: Command): void {
   const cmd = program
     .command('verify')
     .description('run the library and compare its named intermediates with a reference dump; exit 0 all pass, 1 mismatch, 2 usage/input error');
-  addModelRunOptions(cmd)
+  addFp8TrainOptions(addModelRunOptions(cmd, true))
     .requiredOption('--reference <file>', 'reference dump (.safetensors) under our trace names (see docs/trace-names.md)')
     .option('--noise-factor <k>', `with --numerics official-*: pass when the error is <= k times the profile's noise (default ${CALIBRATED_K})`, parseNonNegative('--noise-factor'));
   addCompareOptions(cmd)
@@ -52,6 +56,18 @@ export function registerVerifyCommand(program: Command): void {
       const title = `dsv3 verify ${flags.model} vs ${flags.reference}`;
       const warn = (ws: string[]): void => ws.forEach((w) => process.stderr.write(`dsv3 verify: warning: ${w}\n`));
       const numerics = flags.numerics ?? 'exact';
+      const fp8Train = fp8TrainOptionsFromFlags(numerics, flags);
+      if (numerics === 'fp8-train') {
+        // an FP8 training step (docs/components/fp8-training.md): gradients and quantized operands, fixed tolerances
+        if (!grads) throw new CliUsageError('--numerics fp8-train is a training mode: add --grads');
+        const { config, weights, warnings } = loadModel(flags.model, { dtype: flags.dtype });
+        warn(warnings);
+        const mtp = config.numNextnPredictLayers > 0 && holdsMtpNames(refNames, config.numHiddenLayers);
+        const train = { numerics, ...(fp8Train !== undefined ? { fp8Train } : {}) };
+        const { recorder } = libraryTrace(new DeepSeekV3(config, weights), ids, { attn, grads, mtp, train });
+        process.exitCode = runComparison(recorder.tensors, reference, flags, title);
+        return;
+      }
       if (numerics === 'exact') {
         const { config, weights, warnings, fp8 } = loadModel(flags.model, { dtype: flags.dtype });
         warn(warnings);
