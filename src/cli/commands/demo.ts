@@ -30,6 +30,8 @@ interface DemoFlags {
   seed: number;
   out: string;
   backend: BackendName;
+  /** Worker threads of the wasm kernels (1 = none; bit-identical results for any count). */
+  threads: number;
   json?: boolean;
 }
 
@@ -69,7 +71,7 @@ async function runDemoCommand(flags: DemoFlags): Promise<DemoResult> {
   const corpusBytes = checkInputFile(corpusPath, 2 ** 31 - 1, 'the bundled corpus');
   const work = { kind: 'train', batch: flags.batch, positions: flags.seq, mtp: true } as const;
   checkMemory(estimateMemory(config, 'float32', work, 5 * corpusBytes), memoryBudget(), `the demo (${DEMO_DEFAULTS.preset}, ${flags.batch}×${flags.seq} tokens per step)`, MEMORY_OVERRIDE);
-  const backend = await useBackend(flags.backend);
+  const backend = await useBackend(flags.backend, { threads: flags.threads });
   const corpus = new Uint8Array(readFileSync(corpusPath));
   const opts = { steps: flags.steps, batch: flags.batch, seqLen: flags.seq, lr: flags.lr, seed: flags.seed };
   const perStep = flags.batch * flags.seq;
@@ -158,6 +160,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--seed <n>', 'seed of the init and the data order', parseInteger('--seed'), DEMO_DEFAULTS.seed)
     .option('--out <dir>', 'output directory', 'demo-out')
     .option('--backend <name>', 'f32 kernels: js | wasm (SIMD)', parseBackend, 'wasm' as BackendName)
+    .option('--threads <n>', 'worker threads of the wasm kernels (Node; results are bit-identical for any count)', parsePositiveInt('--threads'), 1)
     .option('--json', 'print a JSON summary on stdout (no progress bar)');
   addGuardOptions(cmd)
     .addHelpText('after', '\nExamples:\n  $ npm run demo\n  $ dsv3 demo --steps 50 --out /tmp/demo')

@@ -82,6 +82,8 @@ interface TrainFlags {
   order: string;
   dtype: DType;
   backend: BackendName;
+  /** Worker threads of the wasm kernels (1 = none; bit-identical results for any count). */
+  threads: number;
   checkpointDir?: string;
   checkpointEvery?: number;
   resume?: string;
@@ -186,7 +188,7 @@ function buildTrainer(flags: TrainFlags & Fp8TrainFlags): { model: DeepSeekV3; t
 /** Runs `dsv3 train` with parsed flags. */
 async function runTrain(flags: TrainFlags & Fp8TrainFlags): Promise<void> {
   const { model, trainer, source, modelName, lora } = buildTrainer(flags); // the guards refuse before the backend starts
-  const backend: BackendInfo = await useBackend(flags.backend);
+  const backend: BackendInfo = await useBackend(flags.backend, { threads: flags.threads });
   if (flags.resume !== undefined) {
     checkInputFile(flags.resume, Infinity, 'a checkpoint');
     loadCheckpoint(trainer, new Uint8Array(readFileSync(flags.resume)), flags.resume);
@@ -292,6 +294,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--order <order>', 'window order: random | sequential', 'random')
     .addOption(dtypeOption())
     .option('--backend <name>', 'f32 kernels: js | wasm (SIMD)', parseBackend, 'wasm' as BackendName)
+    .option('--threads <n>', 'worker threads of the wasm kernels (Node; results are bit-identical for any count)', parsePositiveInt('--threads'), 1)
     .option('--checkpoint-dir <dir>', 'write training checkpoints (weights, AdamW moments, step, data position) here')
     .option('--checkpoint-every <n>', 'checkpoint every n steps (and always at the end)', int('--checkpoint-every'))
     .option('--resume <file>', 'continue from a checkpoint (same model, data and flags): bit-identical to an uninterrupted run')
