@@ -18,6 +18,7 @@ import { mlpBackward, mlpForward, mlpWeightsFrom, type MLPSaved, type MLPWeights
 import { moeBackward, moeForward, moeWeightsFrom, type MoESaved, type MoEWeights } from './moe.js';
 import type { ModelWeights } from './weights.js';
 import { requireTensor } from '../ops/tensors.js';
+import { rmsnormBackward, rmsnormForward } from './rmsnorm.js';
 
 /** The tensors of one block (the same record type holds its gradients). */
 export interface BlockWeights {
@@ -137,9 +138,7 @@ export function blockForward(config: ModelConfig, w: BlockWeights, x: FloatArray
   const lap = phaseLaps(opts.profile);
 
   // a = RMSNorm_attn(x): [N, d]
-  const a = allocate(dtype, N * d);
-  const rstdAttn = allocate(dtype, N);
-  k.rmsnormForward(x, w.input_layernorm.data, a, rstdAttn, N, d, config.rmsNormEps);
+  const { y: a, rstd: rstdAttn } = rmsnormForward(x, w.input_layernorm.data, N, d, config.rmsNormEps);
   trace?.(`${prefix}.input_layernorm:out`, [B, S, d], a);
   const mla = mlaForward(config, w.self_attn, a, B, S, {
     startPos: opts.startPos,
@@ -157,9 +156,7 @@ export function blockForward(config: ModelConfig, w: BlockWeights, x: FloatArray
   lap('attention.forward');
 
   // f = RMSNorm_ffn(hMid)
-  const f = allocate(dtype, N * d);
-  const rstdFfn = allocate(dtype, N);
-  k.rmsnormForward(hMid, w.post_attention_layernorm.data, f, rstdFfn, N, d, config.rmsNormEps);
+  const { y: f, rstd: rstdFfn } = rmsnormForward(hMid, w.post_attention_layernorm.data, N, d, config.rmsNormEps);
   trace?.(`${prefix}.post_attention_layernorm:out`, [B, S, d], f);
 
   let ffnOut: FloatArray;
@@ -210,8 +207,6 @@ export function blockBackward(
   profile?: PhaseTimer,
 ): FloatArray {
   const lap = phaseLaps(profile);
-  const dtype = dtypeOf(dout);
-  const k = kernelsFor(dtype);
   const d = config.hiddenSize;
   const N = saved.B * saved.S;
 
@@ -221,13 +216,13 @@ export function blockBackward(
       ? moeBackward(config, w.moe, g.moe!, saved.moe!, dout, dscores)
       : mlpBackward(w.mlp!, g.mlp!, saved.mlp!, dout);
   const dhMid = dout.slice();
-  k.rmsnormBackward(saved.hMid, w.post_attention_layernorm.data, saved.rstdFfn, df, dhMid, g.post_attention_layernorm.data, N, d);
+  rmsnormBackward(saved.hMid, w.post_attention_layernorm.data, saved.rstdFfn, df, dhMid, g.post_attention_layernorm.data, N, d);
   lap(w.moe !== null ? 'moe.backward' : 'mlp.backward');
 
   // hMid = x + MLA(RMSNorm_attn(x)): dx = dhMid + RMSNorm_attnᵀ(MLAᵀ(dhMid))
   const da = mlaBackward(config, w.self_attn, g.self_attn, saved.attn, dhMid);
   const dx = dhMid.slice();
-  k.rmsnormBackward(saved.x, w.input_layernorm.data, saved.rstdAttn, da, dx, g.input_layernorm.data, N, d);
+  rmsnormBackward(saved.x, w.input_layernorm.data, saved.rstdAttn, da, dx, g.input_layernorm.data, N, d);
   lap('attention.backward');
   return dx;
 }

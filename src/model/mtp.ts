@@ -12,7 +12,6 @@
  * the block traces, `{prefix}.shared_head.norm:out`, `{prefix}.shared_head.head:out` (logits).
  */
 import { InputError } from '../errors.js';
-import { kernelsFor } from '../kernels/index.js';
 import { linearBackward, linearForward, type LinearGemm, type LinearSite } from '../ops/linear.js';
 import { allocate, dtypeOf, type FloatArray, type Tensor } from '../tensor.js';
 import type { AttnImpl } from './attention.js';
@@ -25,6 +24,7 @@ import type { RopeTables } from './rope.js';
 import type { TraceFn } from './trace.js';
 import { requireTensor } from '../ops/tensors.js';
 import type { ModelWeights } from './weights.js';
+import { rmsnormBackward, rmsnormForward } from './rmsnorm.js';
 
 /**
  * Order of the two halves of eh_proj's input: 'embedding-first' = [enorm(Emb); hnorm(h)] (the released weights and
@@ -138,7 +138,6 @@ export function mtpForward(
   opts: MTPForwardOptions,
 ): MTPOutput {
   const dtype = dtypeOf(hPrev);
-  const k = kernelsFor(dtype);
   const d = config.hiddenSize;
   const V = config.vocabSize;
   const N = B * S;
@@ -148,13 +147,9 @@ export function mtpForward(
   const save = opts.save ?? false;
 
   const emb = embeddingForward(shared.embed_tokens.data, tokens, N, d);
-  const en = allocate(dtype, N * d);
-  const rstdE = allocate(dtype, N);
-  k.rmsnormForward(emb, w.enorm.data, en, rstdE, N, d, eps);
+  const { y: en, rstd: rstdE } = rmsnormForward(emb, w.enorm.data, N, d, eps);
   trace?.(`${prefix}.enorm:out`, [B, S, d], en);
-  const hn = allocate(dtype, N * d);
-  const rstdH = allocate(dtype, N);
-  k.rmsnormForward(hPrev, w.hnorm.data, hn, rstdH, N, d, eps);
+  const { y: hn, rstd: rstdH } = rmsnormForward(hPrev, w.hnorm.data, N, d, eps);
   trace?.(`${prefix}.hnorm:out`, [B, S, d], hn);
   // cat[n] = [enorm(emb) ; hnorm(h)]: embedding first, as the released eh_proj expects (SPEC §4.1);
   // hidden-first swaps the halves (tech report eq. 21)
@@ -182,9 +177,7 @@ export function mtpForward(
     ...(opts.gemm !== undefined ? { gemm: opts.gemm } : {}),
   });
   const y = blk.out;
-  const z = allocate(dtype, N * d);
-  const rstdOut = allocate(dtype, N);
-  k.rmsnormForward(y, w.shared_head_norm.data, z, rstdOut, N, d, eps);
+  const { y: z, rstd: rstdOut } = rmsnormForward(y, w.shared_head_norm.data, N, d, eps);
   trace?.(`${prefix}.shared_head.norm:out`, [B, S, d], z);
   let logits: FloatArray = allocate(dtype, 0);
   if (opts.logits ?? true) {
@@ -222,7 +215,6 @@ export function mtpBackward(
   opts: MTPBackwardOptions = {},
 ): FloatArray {
   const dtype = dtypeOf(saved.hPrev);
-  const k = kernelsFor(dtype);
   const d = config.hiddenSize;
   const V = config.vocabSize;
   const N = saved.B * saved.S;
@@ -232,7 +224,7 @@ export function mtpBackward(
   if (dlogits !== null) linearBackward(saved.z, shared.lm_head.data, dlogits, sharedGrads.lm_head.data, N, V, d, dz);
   // z = shared_head.norm(y)
   const dy = opts.dHidden !== undefined ? opts.dHidden.slice() : allocate(dtype, N * d);
-  k.rmsnormBackward(saved.y, w.shared_head_norm.data, saved.rstdOut, dz, dy, g.shared_head_norm.data, N, d);
+  rmsnormBackward(saved.y, w.shared_head_norm.data, saved.rstdOut, dz, dy, g.shared_head_norm.data, N, d);
   // y = TRM_k(x)
   const dx = blockBackward(config, w.block, g.block, saved.block, dy, opts.dscores);
   // x = cat·eh_projᵀ
@@ -246,11 +238,11 @@ export function mtpBackward(
   }
   // en = enorm(emb), emb = E_tok[tokens]
   const demb = allocate(dtype, N * d);
-  k.rmsnormBackward(saved.emb, w.enorm.data, saved.rstdE, den, demb, g.enorm.data, N, d);
+  rmsnormBackward(saved.emb, w.enorm.data, saved.rstdE, den, demb, g.enorm.data, N, d);
   embeddingBackward(sharedGrads.embed_tokens.data, saved.tokens, demb, N, d);
   // hn = hnorm(hPrev)
   const dhPrev = allocate(dtype, N * d);
-  k.rmsnormBackward(saved.hPrev, w.hnorm.data, saved.rstdH, dhn, dhPrev, g.hnorm.data, N, d);
+  rmsnormBackward(saved.hPrev, w.hnorm.data, saved.rstdH, dhn, dhPrev, g.hnorm.data, N, d);
   return dhPrev;
 }
 

@@ -6,7 +6,6 @@
  * (the input of the head), `lm_head:out` [B,S,V] (logits).
  */
 import { InputError } from '../errors.js';
-import { kernelsFor } from '../kernels/index.js';
 import { linearBackward, linearForward, type LinearGemm } from '../ops/linear.js';
 import { allocate, type FloatArray, type Tensor } from '../tensor.js';
 import type { AttnImpl } from './attention.js';
@@ -19,6 +18,7 @@ import type { RopeTables } from './rope.js';
 import type { TraceFn } from './trace.js';
 import type { ModelWeights } from './weights.js';
 import { requireTensor } from '../ops/tensors.js';
+import { rmsnormBackward, rmsnormForward } from './rmsnorm.js';
 
 /** The main model's tensors (the same record type holds the gradients). */
 export interface TransformerWeights {
@@ -99,7 +99,6 @@ export function transformerForward(
   opts: TransformerForwardOptions,
 ): TransformerOutput {
   const dtype = w.embed_tokens.dtype;
-  const k = kernelsFor(dtype);
   const d = config.hiddenSize;
   const V = config.vocabSize;
   const N = B * S;
@@ -138,9 +137,7 @@ export function transformerForward(
   }
   lap(); // the blocks reported their own time
   // final RMSNorm, then the head (not tied)
-  const finalHidden = allocate(dtype, N * d);
-  const rstdFinal = allocate(dtype, N);
-  k.rmsnormForward(h, w.norm.data, finalHidden, rstdFinal, N, d, config.rmsNormEps);
+  const { y: finalHidden, rstd: rstdFinal } = rmsnormForward(h, w.norm.data, N, d, config.rmsNormEps);
   trace?.('model.norm:out', [B, S, d], finalHidden);
 
   let logits: FloatArray;
@@ -185,7 +182,6 @@ export function transformerBackward(
   opts: TransformerBackwardOptions = {},
 ): void {
   const dtype = w.embed_tokens.dtype;
-  const k = kernelsFor(dtype);
   const d = config.hiddenSize;
   const V = config.vocabSize;
   const N = saved.B * saved.S;
@@ -196,7 +192,7 @@ export function transformerBackward(
   if (dlogits !== null) linearBackward(saved.finalHidden, w.lm_head.data, dlogits, g.lm_head.data, N, V, d, dFinal);
   // finalHidden = RMSNorm_final(last)
   let dh = opts.dLast !== undefined ? opts.dLast.slice() : allocate(dtype, N * d);
-  k.rmsnormBackward(saved.last, w.norm.data, saved.rstdFinal, dFinal, dh, g.norm.data, N, d);
+  rmsnormBackward(saved.last, w.norm.data, saved.rstdFinal, dFinal, dh, g.norm.data, N, d);
   lap('head.backward');
   for (let l = config.numHiddenLayers - 1; l >= 0; l--) {
     dh = blockBackward(config, w.layers[l]!, g.layers[l]!, saved.blocks[l]!, dh, opts.dscores?.[l] ?? undefined, opts.profile);

@@ -27,7 +27,7 @@ import { allocate, dtypeOf, type FloatArray } from '../../tensor.js';
 import type { ModelConfig } from '../config.js';
 import type { MLACache } from '../kv_cache.js';
 import { rmsnormBackward, rmsnormForward } from '../rmsnorm.js';
-import { softmaxScale, type RopeTables } from '../rope.js';
+import { ropeBackward, ropeForward, softmaxScale, type RopeTables } from '../rope.js';
 import type { TraceFn } from '../trace.js';
 import { absorbedOutput, absorbedScores } from './absorbed.js';
 import { checkCache } from './cache.js';
@@ -222,10 +222,10 @@ function queryPath(
   }
   trace?.(`${prefix}:q`, [B, S, H, qk], q);
   const qNope = allocate(dtype, N * H * n);
-  const qPe = allocate(dtype, N * H * R);
+  const qPeRaw = allocate(dtype, N * H * R);
   copyBlocks(tokenMajor(q, 0, qk, H, S), headMajor(qNope, 0, n, H, S), B, H, S, n);
-  copyBlocks(tokenMajor(q, n, qk, H, S), headMajor(qPe, 0, R, H, S), B, H, S, R);
-  kernelsFor(dtype).rope(qPe, qPe, rope.cos, rope.sin, positions(B, H, S, startPos), N * H, R, false);
+  copyBlocks(tokenMajor(q, n, qk, H, S), headMajor(qPeRaw, 0, R, H, S), B, H, S, R);
+  const qPe = ropeForward(rope, qPeRaw, positions(B, H, S, startPos), N * H, R);
   if (trace) trace(`${prefix}:q_pe`, [B, S, H, R], toTokenMajor(qPe, B, H, S, R));
   return { qNope, qPe, cq, cqn, rstdQ };
 }
@@ -251,11 +251,11 @@ function keyPath(
   const { rope, startPos, trace } = opts;
   const kva = linearForward(x, w.kv_a_proj_with_mqa.data, N, C + R, d, site('kv_a_proj_with_mqa'));
   const latent = allocate(dtype, N * C);
-  const kPe = allocate(dtype, N * R);
+  const kPeRaw = allocate(dtype, N * R);
   copyBlocks(tokenMajor(kva, 0, C + R, 0, S), tokenMajor(latent, 0, C, 0, S), B, 1, S, C);
-  copyBlocks(tokenMajor(kva, C, C + R, 0, S), tokenMajor(kPe, 0, R, 0, S), B, 1, S, R);
+  copyBlocks(tokenMajor(kva, C, C + R, 0, S), tokenMajor(kPeRaw, 0, R, 0, S), B, 1, S, R);
   const { y: cHat, rstd: rstdKv } = rmsnormForward(latent, w.kv_a_layernorm.data, N, C, config.rmsNormEps);
-  kernelsFor(dtype).rope(kPe, kPe, rope.cos, rope.sin, positions(B, 1, S, startPos), N, R, false);
+  const kPe = ropeForward(rope, kPeRaw, positions(B, 1, S, startPos), N, R);
   trace?.(`${prefix}.kv_a_layernorm:out`, [B, S, C], cHat);
   trace?.(`${prefix}:k_pe`, [B, S, R], kPe);
   return { latent, rstdKv, cHat, kPe };
@@ -321,17 +321,19 @@ export function mlaBackward(config: ModelConfig, w: MLAWeights, grads: MLAWeight
   // [c | k_pe_raw] = x·W_kvaᵀ, ĉ = kv_a_layernorm(c), k_pe = RoPE(k_pe_raw): RoPE backward = rotation by −θ
   const dLatent = allocate(dtype, N * C);
   rmsnormBackward(saved.latent, w.kv_a_layernorm.data, saved.rstdKv, dcHat, dLatent, grads.kv_a_layernorm.data, N, C);
-  k.rope(dkPe, dkPe, rope.cos, rope.sin, positions(B, 1, S, startPos), N, R, true);
+  const dkPeRaw = allocate(dtype, N * R);
+  ropeBackward(rope, dkPe, positions(B, 1, S, startPos), N, R, dkPeRaw);
   const dkva = allocate(dtype, N * (C + R));
   copyBlocks(tokenMajor(dLatent, 0, C, 0, S), tokenMajor(dkva, 0, C + R, 0, S), B, 1, S, C);
-  copyBlocks(tokenMajor(dkPe, 0, R, 0, S), tokenMajor(dkva, C, C + R, 0, S), B, 1, S, R);
+  copyBlocks(tokenMajor(dkPeRaw, 0, R, 0, S), tokenMajor(dkva, C, C + R, 0, S), B, 1, S, R);
   linearBackward(x, w.kv_a_proj_with_mqa.data, dkva, grads.kv_a_proj_with_mqa.data, N, C + R, d, dx, site('kv_a_proj_with_mqa'));
 
   // q [B, S, H, n+R] = [q_nope ; q_pe] per head, q_pe rotated
-  k.rope(dqPe, dqPe, rope.cos, rope.sin, positions(B, H, S, startPos), N * H, R, true);
+  const dqPeRaw = allocate(dtype, N * H * R);
+  ropeBackward(rope, dqPe, positions(B, H, S, startPos), N * H, R, dqPeRaw);
   const dq = allocate(dtype, N * H * qk);
   copyBlocks(headMajor(dqNope, 0, n, H, S), tokenMajor(dq, 0, qk, H, S), B, H, S, n);
-  copyBlocks(headMajor(dqPe, 0, R, H, S), tokenMajor(dq, n, qk, H, S), B, H, S, R);
+  copyBlocks(headMajor(dqPeRaw, 0, R, H, S), tokenMajor(dq, n, qk, H, S), B, H, S, R);
 
   if (qr > 0) {
     // q = cqn·W_qbᵀ, cqn = q_a_layernorm(cq), cq = x·W_qaᵀ
