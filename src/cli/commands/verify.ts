@@ -12,6 +12,8 @@ import type { Command } from 'commander';
 import { readSafetensorsFile } from '../../io/safetensors_node.js';
 import { DeepSeekV3 } from '../../model/model.js';
 import { loadModel } from '../../model/weights_node.js';
+import type { DType } from '../../tensor.js';
+import { addGuardOptions, guardFlags, memoryBudget } from '../resources.js';
 import { compareCalibrated, CALIBRATED_K } from '../../verify/calibrated.js';
 import { holdsMtpNames, libraryTrace } from '../../verify/library_run.js';
 import { officialToHfName } from '../../verify/names.js';
@@ -35,7 +37,7 @@ export function registerVerifyCommand(program: Command): void {
   addFp8TrainOptions(addModelRunOptions(cmd, true))
     .requiredOption('--reference <file>', 'reference dump (.safetensors) under our trace names (see docs/trace-names.md)')
     .option('--noise-factor <k>', `with --numerics official-*: pass when the error is <= k times the profile's noise (default ${CALIBRATED_K})`, parseNonNegative('--noise-factor'));
-  addCompareOptions(cmd)
+  addGuardOptions(addCompareOptions(cmd), { weights: true, positions: true })
     .addHelpText(
       'after',
       '\nExamples:\n  $ dsv3 verify --model ./tiny --input ids.json --reference torch_dump.safetensors\n' +
@@ -56,32 +58,39 @@ export function registerVerifyCommand(program: Command): void {
       const title = `dsv3 verify ${flags.model} vs ${flags.reference}`;
       const warn = (ws: string[]): void => ws.forEach((w) => process.stderr.write(`dsv3 verify: warning: ${w}\n`));
       const numerics = flags.numerics ?? 'exact';
+      // the guard rails of every model command: memory budget, NaN/Inf scan (--strict), positions (--allow-long)
+      const open = (dtype: DType, withFp8 = true) => {
+        const g = guardFlags();
+        const l = loadModel(flags.model, { dtype, nonFinite: g.strict === true ? 'error' : 'warn', maxBytes: memoryBudget() });
+        const model = new DeepSeekV3(l.config, l.weights, { maxBytes: memoryBudget(), allowLongContext: g.allowLong === true, ...(withFp8 ? { fp8: l.fp8 } : {}) });
+        return { ...l, model };
+      };
       const fp8Train = fp8TrainOptionsFromFlags(numerics, flags);
       if (numerics === 'fp8-train') {
         // an FP8 training step (docs/components/fp8-training.md): gradients and quantized operands, fixed tolerances
         if (!grads) throw new CliUsageError('--numerics fp8-train is a training mode: add --grads');
-        const { config, weights, warnings } = loadModel(flags.model, { dtype: flags.dtype });
+        const { config, warnings, model } = open(flags.dtype, false);
         warn(warnings);
         const mtp = config.numNextnPredictLayers > 0 && holdsMtpNames(refNames, config.numHiddenLayers);
         const train = { numerics, ...(fp8Train !== undefined ? { fp8Train } : {}) };
-        const { recorder } = libraryTrace(new DeepSeekV3(config, weights), ids, { attn, grads, mtp, train });
+        const { recorder } = libraryTrace(model, ids, { attn, grads, mtp, train });
         process.exitCode = runComparison(recorder.tensors, reference, flags, title);
         return;
       }
       if (numerics === 'exact') {
-        const { config, weights, warnings, fp8 } = loadModel(flags.model, { dtype: flags.dtype });
+        const { config, warnings, model } = open(flags.dtype);
         warn(warnings);
         const mtp = config.numNextnPredictLayers > 0 && holdsMtpNames(refNames, config.numHiddenLayers);
-        const { recorder } = libraryTrace(new DeepSeekV3(config, weights, { fp8 }), ids, { attn, grads, mtp });
+        const { recorder } = libraryTrace(model, ids, { attn, grads, mtp });
         process.exitCode = runComparison(recorder.tensors, reference, flags, title);
         return;
       }
       if (grads) throw new CliUsageError(`--grads runs in the exact profile only; drop --numerics ${numerics} (gradients are compared with fixed tolerances)`);
-      const exact = loadModel(flags.model, { dtype: 'float64' });
+      const exact = open('float64', false);
       warn(exact.warnings);
-      const truth = libraryTrace(new DeepSeekV3(exact.config, exact.weights), ids, { attn });
-      const low = loadModel(flags.model, { dtype: 'float32' });
-      const noise = libraryTrace(new DeepSeekV3(low.config, low.weights, { fp8: low.fp8 }), ids, { attn, numerics });
+      const truth = libraryTrace(exact.model, ids, { attn });
+      const low = open('float32');
+      const noise = libraryTrace(low.model, ids, { attn, numerics });
       const result = compareCalibrated(truth.recorder.tensors, noise.recorder.tensors, reference, {
         numerics,
         ...(flags.noiseFactor !== undefined ? { k: flags.noiseFactor } : {}),
