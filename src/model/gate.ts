@@ -132,7 +132,6 @@ export function gateForward(
   opts.trace?.(name('scores'), [N, E], scores);
 
   const bias = w.e_score_correction_bias?.data;
-  const groupSize = E / G;
   const sel = allocate(dtype, E); // ŝ of one token, rounded to the dtype like the official tensor
   const groupScore = new Float64Array(G);
   const groupKept = new Uint8Array(G);
@@ -146,28 +145,7 @@ export function gateForward(
     // ŝ = s + b: the bias only chooses experts (SPEC §7 claim 1)
     for (let e = 0; e < E; e++) sel[e] = bias !== undefined ? scores[so + e]! + bias[e]! : scores[so + e]!;
 
-    if (G > 1) {
-      // group score: sum of the top-2 ŝ when the bias exists, else the max (official code; HF always top-2)
-      for (let g = 0; g < G; g++) {
-        let m1 = -Infinity;
-        let m2 = -Infinity;
-        for (let e = g * groupSize; e < (g + 1) * groupSize; e++) {
-          const v = sel[e]!;
-          if (v > m1) {
-            m2 = m1;
-            m1 = v;
-          } else if (v > m2) m2 = v;
-        }
-        groupScore[g] = bias !== undefined ? round(m1 + m2) : m1;
-      }
-      // keep the topk_group best groups, ties → lower group index
-      groupKept.fill(0);
-      for (let j = 0; j < topkGroup; j++) groupKept[argmaxUnused(groupScore, groupKept, G)] = 1;
-      // masked experts get −∞, not 0 (HF's 0 lets a masked expert beat allowed ones with ŝ < 0)
-      for (let g = 0; g < G; g++) {
-        if (groupKept[g] === 0) sel.fill(-Infinity, g * groupSize, (g + 1) * groupSize);
-      }
-    }
+    if (G > 1) limitToGroups(sel, G, topkGroup, bias !== undefined, round, groupScore, groupKept);
 
     // top-K of ŝ, descending, ties → lower expert index; weights from the UNBIASED s
     const io = t * K;
@@ -196,6 +174,40 @@ export function gateForward(
     routing: { indices, weights, scores, load },
     saved: { N, d, E, K, x, scores, indices, sums },
   };
+}
+
+/**
+ * Group-limited selection (SPEC §3.8) on one token's selection scores ŝ [E], in place: a group's score is the sum of
+ * its two largest ŝ (`top2`: the router has a bias; official code, HF always top-2) or its largest; the `topkGroup`
+ * best groups are kept (ties → the lower group index) and every expert of the other groups gets −∞, not 0 (HF's 0
+ * lets a masked expert beat allowed ones with ŝ < 0). `round` rounds the top-2 sum to the scores' precision;
+ * `score` [G] and `kept` [G] are scratch.
+ */
+export function limitToGroups(
+  sel: FloatArray,
+  G: number,
+  topkGroup: number,
+  top2: boolean,
+  round: (v: number) => number,
+  score: Float64Array = new Float64Array(G),
+  kept: Uint8Array = new Uint8Array(G),
+): void {
+  const size = sel.length / G;
+  for (let g = 0; g < G; g++) {
+    let m1 = -Infinity;
+    let m2 = -Infinity;
+    for (let e = g * size; e < (g + 1) * size; e++) {
+      const v = sel[e]!;
+      if (v > m1) {
+        m2 = m1;
+        m1 = v;
+      } else if (v > m2) m2 = v;
+    }
+    score[g] = top2 ? round(m1 + m2) : m1;
+  }
+  kept.fill(0);
+  for (let j = 0; j < topkGroup; j++) kept[argmaxUnused(score, kept, G)] = 1;
+  for (let g = 0; g < G; g++) if (kept[g] === 0) sel.fill(-Infinity, g * size, (g + 1) * size);
 }
 
 /**

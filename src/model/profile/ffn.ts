@@ -9,7 +9,7 @@
  *           y[t] = bf16(y[t] + bf16(expert_i(x[t]) · w[t, slot]));  out = bf16(y + shared(x))
  */
 import type { ModelConfig } from '../config.js';
-import type { Routing } from '../gate.js';
+import { limitToGroups, type Routing } from '../gate.js';
 import type { TraceFn } from '../trace.js';
 import { bf16, siluBF16, sigmoidBF16, softmaxF32 } from './arith.js';
 import type { ProfileWeights } from './linear.js';
@@ -40,9 +40,7 @@ export function gateProfile(config: ModelConfig, pw: ProfileWeights, biasF32: Fl
   }
   trace?.(name('scores'), [N, E], scores);
 
-  const groupSize = E / G;
   const sel = new Float32Array(E);
-  const groupScore = new Float32Array(G);
   const indices = new Int32Array(N * K);
   const weights = new Float32Array(N * K);
   const load = new Int32Array(E);
@@ -52,23 +50,8 @@ export function gateProfile(config: ModelConfig, pw: ProfileWeights, biasF32: Fl
   for (let t = 0; t < N; t++) {
     const so = t * E;
     for (let e = 0; e < E; e++) sel[e] = biasF32 !== null ? fr(scores[so + e]! + biasF32[e]!) : scores[so + e]!;
-    if (G > 1) {
-      for (let g = 0; g < G; g++) {
-        let m1 = -Infinity;
-        let m2 = -Infinity;
-        for (let e = g * groupSize; e < (g + 1) * groupSize; e++) {
-          const v = sel[e]!;
-          if (v > m1) {
-            m2 = m1;
-            m1 = v;
-          } else if (v > m2) m2 = v;
-        }
-        groupScore[g] = biasF32 !== null ? fr(m1 + m2) : m1;
-      }
-      const kept = new Uint8Array(G);
-      for (let j = 0; j < topkGroup; j++) kept[argmax(groupScore, kept)] = 1;
-      for (let g = 0; g < G; g++) if (kept[g] === 0) sel.fill(-Infinity, g * groupSize, (g + 1) * groupSize);
-    }
+    // f32 group scores (top-2 sum rounded to f32: the biased scores are f32), group mask −∞
+    if (G > 1) limitToGroups(sel, G, topkGroup, biasF32 !== null, fr);
     const taken = new Uint8Array(E);
     let sum = 0;
     for (let k = 0; k < K; k++) {
