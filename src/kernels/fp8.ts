@@ -10,9 +10,8 @@
  * has the rounding of each step and what is not reproducible.
  */
 import { InputError } from '../errors.js';
-import { bf16FromNumber, bf16ToNumber } from '../io/numeric.js';
 import { kernelsFor } from './index.js';
-import { FP8_BLOCK, jsFp8, type Fp8Kernels, type ScaleFmt } from './fp8_js.js';
+import { bf16Bits, FP8_BLOCK, jsFp8, type Fp8Kernels, type ScaleFmt } from './fp8_js.js';
 import type { WasmKernels } from './wasm.js';
 
 export type { Fp8Kernels, ScaleFmt } from './fp8_js.js';
@@ -55,8 +54,12 @@ function outDType(fn: string, out: unknown): boolean {
 
 /** One value rounded to bf16 (RNE, ties to even; via f32 first, as torch's casts), returned as a number. NaN → NaN. */
 export function bf16Round(x: number): number {
-  return bf16ToNumber(bf16FromNumber(x));
+  scalar[0] = x;
+  scalarBits[0] = bf16Bits(scalarBits[0]!);
+  return scalar[0]!;
 }
+const scalar = new Float32Array(1); // bf16Round's scratch: the f32 value and its bits
+const scalarBits = new Uint32Array(scalar.buffer);
 
 /**
  * Rounds every element to bf16 (RNE, ties to even, subnormals kept, overflow to ±inf, NaN → NaN),

@@ -50,7 +50,7 @@ export interface Fp8Kernels {
 export const BF16_NAN_BITS = 0x7fc00000;
 
 /** bf16 RNE on f32 bits (SPEC §6.2): `(u + 0x7FFF + ((u >> 16) & 1)) >> 16`, kept in the upper half. */
-function bf16Bits(u: number): number {
+export function bf16Bits(u: number): number {
   if ((u & 0x7fffffff) >>> 0 > 0x7f800000) return BF16_NAN_BITS;
   // u + 0x8000 ≤ 0xFF808000 for non-NaN u: no overflow in double arithmetic.
   return ((u + 0x7fff + ((u >>> 16) & 1)) & 0xffff0000) >>> 0;

@@ -10,7 +10,7 @@
 import { InputError, WeightsError } from '../errors.js';
 import { Tensor, type DType } from '../tensor.js';
 import type { AttnImpl } from './attention.js';
-import { type PhaseTimer } from './block.js';
+import type { PhaseTimer } from './block.js';
 import type { ModelConfig } from './config.js';
 import { flattenTokenBatch, validateTokenIds } from './embedding.js';
 import type { Routing } from './gate.js';

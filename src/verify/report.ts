@@ -107,14 +107,10 @@ function rows(result: ComparisonResult): Row[] {
   if (result.mode === 'calibrated') return calibratedRows(result);
   return result.results.map((c, i) => {
     const numeric = isNumeric(c);
-    const name = c.referenceName !== c.name ? `${c.name} (ref: ${c.referenceName})` : c.name;
     return {
       comparison: c,
       cells: [
-        String(i + 1),
-        name + (c.ropePermuted ? ' [HF RoPE layout]' : ''),
-        statusLabel(c),
-        fmtShape(c),
+        ...leadingCells(c, i),
         numeric ? fmtErr(c.maxAbsError) : '',
         numeric ? fmtErr(c.maxRelError) : '',
         numeric ? fmtWorst(c) : '',
@@ -126,19 +122,21 @@ function rows(result: ComparisonResult): Row[] {
   });
 }
 
+/** The cells every report row starts with: position, name (with the reference's name and layout), status, shape. */
+function leadingCells(c: ComparisonResult['results'][number], i: number): string[] {
+  const name = c.referenceName !== c.name ? `${c.name} (ref: ${c.referenceName})` : c.name;
+  return [String(i + 1), name + (c.ropePermuted ? ' [HF RoPE layout]' : ''), statusLabel(c), fmtShape(c)];
+}
+
 function calibratedRows(result: ComparisonResult): Row[] {
   return result.results.map((c, i) => {
     const numeric = isNumeric(c);
     const k = c.calibrated;
-    const name = c.referenceName !== c.name ? `${c.name} (ref: ${c.referenceName})` : c.name;
     const routing = numeric && c.exact ? (c.status === 'pass' ? 'sets match' + (c.notes.some((n) => n.startsWith('near-tie')) ? ' (near-ties)' : '') : 'sets differ') : '';
     return {
       comparison: c,
       cells: [
-        String(i + 1),
-        name + (c.ropePermuted ? ' [HF RoPE layout]' : ''),
-        statusLabel(c),
-        fmtShape(c),
+        ...leadingCells(c, i),
         k !== null ? `${fmtErr(k.backendMedian)} / ${fmtErr(k.backendWorst)}` : routing,
         k !== null ? `${fmtErr(k.floorMedian)} / ${fmtErr(k.floorWorst)}${k.noNoise ? ' (half-ulp only)' : ''}` : '',
         k !== null ? fmtRatio(k.ratio) : '',

@@ -61,14 +61,17 @@ export function rowLayout(name: string, shape: readonly number[], grid: TokenGri
   const numel = product(shape);
   const S = positionsOfName(name, grid);
   const B = grid.B;
-  const make = (rows: number, positions: number, kind: RowLayout['kind']): RowLayout => ({
-    rows,
-    rowOf: new Int32Array(numel),
-    b: new Int32Array(rows).fill(-1),
-    s: new Int32Array(rows).fill(-1),
-    positions,
-    kind,
-  });
+  // token rows r = b·S + s (a 'whole' layout has one row and no position: b = s = −1)
+  const make = (rows: number, positions: number, kind: RowLayout['kind']): RowLayout => {
+    const out: RowLayout = { rows, rowOf: new Int32Array(numel), b: new Int32Array(rows).fill(-1), s: new Int32Array(rows).fill(-1), positions, kind };
+    if (kind !== 'whole') {
+      for (let r = 0; r < rows; r++) {
+        out.b[r] = Math.floor(r / S);
+        out.s[r] = r % S;
+      }
+    }
+    return out;
+  };
   if (S > 0 && /:attn_(scores|probs)$/.test(name) && shape.length === 4 && shape[0] === B && shape[2] === S) {
     const [, H, , T] = shape as [number, number, number, number];
     const out = make(B * S, S, 'bs');
@@ -77,34 +80,21 @@ export function rowLayout(name: string, shape: readonly number[], grid: TokenGri
       const b = Math.floor(i / (H * S * T));
       out.rowOf[i] = b * S + s;
     }
-    for (let r = 0; r < B * S; r++) {
-      out.b[r] = Math.floor(r / S);
-      out.s[r] = r % S;
-    }
     return out;
   }
   if (S > 0 && shape.length >= 2 && shape[0] === B && shape[1] === S) {
     const out = make(B * S, S, 'bs');
     const w = product(shape.slice(2));
     for (let i = 0; i < numel; i++) out.rowOf[i] = Math.floor(i / w);
-    for (let r = 0; r < B * S; r++) {
-      out.b[r] = Math.floor(r / S);
-      out.s[r] = r % S;
-    }
     return out;
   }
   if (S > 0 && shape.length >= 1 && shape[0] === B * S) {
     const out = make(B * S, S, 'n');
     const w = product(shape.slice(1));
     for (let i = 0; i < numel; i++) out.rowOf[i] = Math.floor(i / w);
-    for (let r = 0; r < B * S; r++) {
-      out.b[r] = Math.floor(r / S);
-      out.s[r] = r % S;
-    }
     return out;
   }
-  const out = make(1, 0, 'whole');
-  return out;
+  return make(1, 0, 'whole');
 }
 
 /**

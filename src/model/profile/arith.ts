@@ -3,32 +3,10 @@
  * result once to bf16 (round to nearest, ties to even). Values are held in Float32Array buffers; every value a
  * profile stores is exactly representable in bf16.
  */
+import { bf16Round } from '../../kernels/index.js';
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** Rounds a number to f32, then to bf16 (RNE; NaN stays NaN, overflow → ±inf, subnormals kept). */
-export function bf16(x: number): number {
-  f32[0] = x;
-  const u = u32[0]!;
-  if ((u & 0x7f800000) === 0x7f800000) return f32[0]!; // inf, NaN: unchanged
-  // u + 0x7FFF + lsb rounds the low 16 bits to nearest, ties to the even upper half (SPEC §6.2)
-  u32[0] = (u + 0x7fff + ((u >>> 16) & 1)) & 0xffff0000;
-  return f32[0]!;
-}
-
-/** A fresh array with every element rounded to bf16. */
-export function toBF16(x: ArrayLike<number>): Float32Array {
-  const y = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) y[i] = bf16(x[i]!);
-  return y;
-}
-
-/** Rounds every element of `x` to bf16 in place; returns x. */
-export function roundInPlace(x: Float32Array): Float32Array {
-  for (let i = 0; i < x.length; i++) x[i] = bf16(x[i]!);
-  return x;
-}
+/** Rounds a number to f32, then to bf16 (RNE; NaN stays NaN, overflow → ±inf, subnormals kept): the kernels' rounding. */
+export const bf16: (x: number) => number = bf16Round;
 
 /** bf16 tensor addition `a + b` (f32 add, one rounding): a fresh array. */
 export function addBF16(a: Float32Array, b: Float32Array): Float32Array {

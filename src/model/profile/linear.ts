@@ -8,11 +8,10 @@
  * The weights a profile needs (bf16 copies, FP8 codes) are prepared once per model and profile.
  */
 import { InputError } from '../../errors.js';
-import { actQuant, fp8Gemm, kernelsFor, weightDequant } from '../../kernels/index.js';
+import { actQuant, bf16Linear, fp8Gemm, roundBF16, weightDequant } from '../../kernels/index.js';
 import type { NumericsProfile, ScaleFmt } from '../numerics.js';
 import { profileGemm } from '../numerics.js';
 import type { Fp8Weights, ModelWeights } from '../weights.js';
-import { roundInPlace, toBF16 } from './arith.js';
 
 /** Weights held by a plain `Linear` in the official code (wq_a, wkv_a, the routed experts' w1/w2/w3). */
 const PLAIN_LINEAR = /\.(q_a_proj|kv_a_proj_with_mqa|experts\.\d+\.(gate_proj|up_proj|down_proj))\.weight$/;
@@ -20,6 +19,7 @@ const PLAIN_LINEAR = /\.(q_a_proj|kv_a_proj_with_mqa|experts\.\d+\.(gate_proj|up
 /** The weights of one model as one profile uses them, prepared lazily and kept. */
 export class ProfileWeights {
   private readonly dense = new Map<string, Float32Array>();
+  private readonly biases = new Map<string, Float32Array>();
   private readonly gemm: ReturnType<typeof profileGemm>;
 
   constructor(
@@ -38,7 +38,7 @@ export class ProfileWeights {
     const q = this.fp8.get(name);
     const t = this.weights.get(name);
     if (t === undefined) throw new InputError(`numerics profile: missing tensor '${name}'`);
-    const w = q !== undefined ? weightDequant(q.codes, q.scales, q.rows, q.cols, { out: 'bfloat16' }) : toBF16(t.data);
+    const w = q !== undefined ? weightDequant(q.codes, q.scales, q.rows, q.cols, { out: 'bfloat16' }) : roundBF16(t.data);
     this.dense.set(name, w);
     return w;
   }
@@ -46,7 +46,10 @@ export class ProfileWeights {
   /** The router bias in f32 (the official `Gate.bias` is a float32 parameter), or null when the model has none. */
   routerBias(name: string): Float32Array | null {
     const t = this.weights.get(name);
-    return t === undefined ? null : Float32Array.from(t.data);
+    if (t === undefined) return null;
+    let b = this.biases.get(name);
+    if (b === undefined) this.biases.set(name, (b = Float32Array.from(t.data)));
+    return b;
   }
 
   /**
@@ -71,11 +74,7 @@ export class ProfileWeights {
       const a = actQuant(x, rows, q.cols, { scaleFmt: fmt });
       return fp8Gemm(a.codes, a.scales, q.codes, q.scales, rows, q.rows, q.cols, { out: 'bfloat16' });
     }
-    const W = this.bf16(name);
-    const t = this.weights.get(name)!;
-    const [outDim, inDim] = t.shape as [number, number];
-    const y = new Float32Array(rows * outDim);
-    kernelsFor('float32').matmul('nt', x, W, y, rows, outDim, inDim); // f32 accumulation
-    return roundInPlace(y); // one rounding of the output
+    const [outDim, inDim] = this.weights.get(name)!.shape as [number, number];
+    return bf16Linear(x, this.bf16(name), rows, outDim, inDim); // f32 accumulation, one rounding of the output
   }
 }
