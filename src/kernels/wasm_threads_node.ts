@@ -52,6 +52,20 @@ export interface RowJob {
 export const ROW_KERNELS = ['adamw', 'swigluForward', 'swigluBackward', 'crossEntropyForward', 'crossEntropyBackward', 'softmaxBackward'] as const;
 export type RowKernel = (typeof ROW_KERNELS)[number];
 
+/**
+ * A range job: each participant calls `ex[fn](...args, lo, hi)` on its part [lo, hi) of [0, total); the split points
+ * are multiples of `granule` (the last part ends at `total`), parts differ by at most one granule, and a participant
+ * whose part is empty makes no call. `fn` is the name of any function export of the module (sent to the workers as
+ * its index in the module's export list, which both sides read the same way); at most 32 arguments before lo, hi.
+ * The kernel must write disjoint outputs for disjoint ranges: then the split changes no value.
+ */
+export interface RangeJob {
+  fn: string;
+  args: readonly number[];
+  total: number;
+  granule: number;
+}
+
 /** A started pool: `threads` participants including the calling thread. */
 export interface MatmulPool {
   readonly threads: number;
@@ -59,6 +73,11 @@ export interface MatmulPool {
   matmul(job: MatmulJob): void;
   /** Runs a row-wise kernel split over all participants (small calls on the calling thread alone). */
   rows(job: RowJob): void;
+  /**
+   * Runs a range job split over all participants (see {@link RangeJob}); returns when every part is done. A job with
+   * at most `granule` items runs on the calling thread alone, as `ex[fn](...args, 0, total)`.
+   */
+  ranges(job: RangeJob): void;
   /** Stops the workers (the pool is unusable afterwards). */
   close(): void;
 }
@@ -68,9 +87,10 @@ const GEN = 0;
 const DONE = 1;
 const STOP = 2;
 const ERROR = 3;
-// job block (Float64): the 12 job fields, the split kind (0 batch items, 1 columns, 2 rows), then [lo, hi) per
-// participant; a row job puts in the fields: kernel index, argument count, count argument, pointer pair count,
-// then (from ROW_ARGS) the arguments and the (index, bytes per row) pairs
+// job block (Float64): the 12 job fields, the split kind (0 batch items, 1 columns, 2 rows, 3 ranges), then [lo, hi)
+// per participant; a row job puts in the fields: kernel index, argument count, count argument, pointer pair count,
+// then (from ROW_ARGS) the arguments and the (index, bytes per row) pairs; a range job: the export's index in
+// functionExports(module) and the argument count, then (from ROW_ARGS) the arguments
 const FIELDS = 12;
 const KIND = FIELDS;
 const RANGES = FIELDS + 1;
@@ -93,6 +113,7 @@ ex.setMatmulScratch(scratch);
 const c = new Int32Array(ctrl);
 const p = new Float64Array(job);
 const ROW_KERNELS = ${JSON.stringify(['adamw', 'swigluForward', 'swigluBackward', 'crossEntropyForward', 'crossEntropyBackward', 'softmaxBackward'])};
+const FNS = WebAssembly.Module.exports(module).filter((d) => d.kind === 'function').map((d) => d.name);
 let gen = 0;
 parentPort.postMessage('ready');
 for (;;) {
@@ -101,7 +122,10 @@ for (;;) {
   if (Atomics.load(c, ${STOP}) === 1) break;
   try {
     const lo = p[${RANGES} + 2 * id], hi = p[${RANGES} + 2 * id + 1];
-    if (p[${KIND}] === 2) {
+    if (p[${KIND}] === 3) {
+      const args = Array.from({ length: p[1] }, (_, i) => p[${ROW_ARGS} + i]);
+      if (hi > lo) ex[FNS[p[0]]](...args, lo, hi);
+    } else if (p[${KIND}] === 2) {
       const nArgs = p[1], countArg = p[2], nPtrs = p[3];
       const args = Array.from({ length: nArgs }, (_, i) => p[${ROW_ARGS} + i]);
       for (let j = 0; j < nPtrs; j++) args[p[${ROW_ARGS} + nArgs + 2 * j]] += lo * p[${ROW_ARGS} + nArgs + 2 * j + 1];
@@ -120,12 +144,20 @@ for (;;) {
 }
 `;
 
+/** The module's function exports in export order: a range job names its function by index into this list. */
+export function functionExports(module: WebAssembly.Module): string[] {
+  return WebAssembly.Module.exports(module)
+    .filter((d) => d.kind === 'function')
+    .map((d) => d.name);
+}
+
 /**
  * Starts `threads − 1` workers on `module` (a shared-memory build) and `memory`; `scratch[w − 1]` is worker w's
  * scratch region (assembly/matmul.ts MATMUL_SCRATCH_BYTES). `main` is the caller's instance.
  */
 export async function createMatmulPool(module: WebAssembly.Module, memory: WebAssembly.Memory, main: ColumnMatmul, scratch: number[], threads: number): Promise<MatmulPool> {
   const ctrl = new SharedArrayBuffer(4 * 4);
+  const fns = functionExports(module);
   if (threads > MAX_THREADS) throw new BackendError(`wasm kernels: at most ${MAX_THREADS} threads`);
   const jobBuf = new SharedArrayBuffer(8 * (ROW_ARGS + ROW_SLOTS));
   const c = new Int32Array(ctrl);
@@ -199,6 +231,36 @@ export async function createMatmulPool(module: WebAssembly.Module, memory: WebAs
         p[RANGES + 2 * w + 1] = Math.min(job.rows, (w + 1) * chunk);
       }
       dispatch(() => runRows(job, 0, Math.min(job.rows, chunk)));
+    },
+    ranges(job: RangeJob): void {
+      if (closed) throw new BackendError('wasm kernels: this thread pool was closed (useBackend was called again)');
+      const { fn, args, total, granule } = job;
+      const index = fns.indexOf(fn);
+      if (index < 0) throw new BackendError(`wasm kernels: ranges: '${fn}' is not a function export of the module`);
+      if (args.length > ROW_SLOTS) throw new BackendError(`wasm kernels: ranges: ${args.length} arguments, at most ${ROW_SLOTS}`);
+      if (!Number.isInteger(total) || total < 0 || !Number.isInteger(granule) || granule < 1) {
+        throw new BackendError(`wasm kernels: ranges: total ${total} and granule ${granule} must be integers, total ≥ 0, granule ≥ 1`);
+      }
+      const call = (main as unknown as Record<string, (...a: number[]) => void>)[fn]!;
+      if (total <= granule) {
+        if (total > 0) call(...args, 0, total);
+        return;
+      }
+      // participant w: granules [⌊w·G/threads⌋, ⌊(w+1)·G/threads⌋) of the G = ⌈total/granule⌉
+      const units = Math.ceil(total / granule);
+      const bound = (w: number): number => Math.min(total, Math.floor((w * units) / threads) * granule);
+      p[0] = index;
+      p[1] = args.length;
+      args.forEach((v, i) => (p[ROW_ARGS + i] = v));
+      p[KIND] = 3;
+      for (let w = 0; w < threads; w++) {
+        p[RANGES + 2 * w] = bound(w);
+        p[RANGES + 2 * w + 1] = bound(w + 1);
+      }
+      const own = bound(1);
+      dispatch(() => {
+        if (own > 0) call(...args, 0, own);
+      });
     },
     matmul(job: MatmulJob): void {
       if (closed) throw new BackendError('wasm kernels: this thread pool was closed (useBackend was called again)');
