@@ -39,6 +39,14 @@ let edgeTile: usize = memory.data(128, 16);
 /** Bytes of one matmul scratch region (for setMatmulScratch). */
 export const MATMUL_SCRATCH_BYTES: i32 = SCRATCH_A + SCRATCH_B + SCRATCH_TILE;
 
+/**
+ * This instance's scratch region (MATMUL_SCRATCH_BYTES long): the fused attention kernels borrow it between matmul
+ * calls (a participant runs one kernel at a time), so every thread of the pool has its own.
+ */
+export function scratchBase(): usize {
+  return packedA;
+}
+
 /** Points this instance's matmul scratch at `base` (16-byte aligned, MATMUL_SCRATCH_BYTES long). */
 export function setMatmulScratch(base: usize): void {
   packedA = base;
@@ -49,7 +57,7 @@ export function setMatmulScratch(base: usize): void {
 // c + a·b: fused (one rounding) where the engine supports relaxed SIMD and picks FMA,
 // otherwise a multiply and an add. The relaxed build is compiled with ASC_FEATURE_RELAXED_SIMD.
 // @ts-ignore: decorator
-@inline function madd(a: v128, b: v128, c: v128): v128 {
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(c, f32x4.mul(a, b));
 }

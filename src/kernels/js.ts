@@ -1,5 +1,6 @@
 import { InputError } from '../errors.js';
 import type { FloatArray } from '../tensor.js';
+import { attentionBackward, attentionForward } from './attention_js.js';
 import type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
 
 /**
@@ -280,6 +281,8 @@ export const jsKernels: Kernels = {
   rope,
   crossEntropyForward,
   crossEntropyBackward,
+  attentionForward,
+  attentionBackward,
   adamw,
   exp,
   add,

@@ -21,6 +21,55 @@ export interface AdamWParams {
 }
 
 /**
+ * One operand of the attention kernels, a strided view of a [B, H, rows, width] tensor: element (b, h, i, j) is
+ * `data[off + b·sb + h·sh + i·ss + j]`. Head-major [B, H, S, w] and token-major [B, S, H, w] tensors and the KV
+ * caches are all such views, read in place. `sh = 0` shares the operand by every head (MLA's shared k_pe, the
+ * absorbed path's latent keys and values).
+ */
+export interface AttnOperand<T extends FloatArray = FloatArray> {
+  data: T;
+  off: number;
+  sb: number;
+  sh: number;
+  ss: number;
+}
+
+/**
+ * Sizes of one fused attention call: B batch rows, H heads, S queries, T keys; score widths d1 (q1·k1) and d2
+ * (q2·k2, may be 0), value width dv; scale τ; key t is visible from query s iff t ≤ s + offset (offset ≥ 0, so every
+ * query sees key 0: a cache-free causal call has offset 0, a call over a cache offset = startPos).
+ */
+export interface AttentionShape {
+  B: number;
+  H: number;
+  S: number;
+  T: number;
+  d1: number;
+  d2: number;
+  dv: number;
+  tau: number;
+  offset: number;
+}
+
+/** The inputs of the attention kernels: score(s, t) = τ·(q1[s]·k1[t] + q2[s]·k2[t]), values v. */
+export interface AttentionInputs<T extends FloatArray = FloatArray> {
+  q1: AttnOperand<T>;
+  q2: AttnOperand<T>;
+  k1: AttnOperand<T>;
+  k2: AttnOperand<T>;
+  v: AttnOperand<T>;
+}
+
+/** The gradients {@link Kernels.attentionBackward} accumulates into, one per input. */
+export interface AttentionGrads<T extends FloatArray = FloatArray> {
+  q1: AttnOperand<T>;
+  q2: AttnOperand<T>;
+  k1: AttnOperand<T>;
+  k2: AttnOperand<T>;
+  v: AttnOperand<T>;
+}
+
+/**
  * The kernel interface. Two implementations share it: `js` (plain TypeScript, the readable
  * definition and the test oracle, generic over f32/f64) and `wasm` (AssemblyScript + SIMD, f32).
  *
@@ -103,6 +152,22 @@ export interface Kernels {
     ignoreIndex: number,
     scale: number,
   ): void;
+
+  /**
+   * Fused causal attention (forward): o[b,h,s,:] = Σ_t softmax_t(A[s, ·])·v[b,h,t,:] with scores
+   * A[s, t] = τ·(q1[s]·k1[t] + q2[s]·k2[t]) over the visible keys t ≤ s + offset (t < T). Never builds the [S, T]
+   * matrix. Writes `stats[2r] = m` (the row's largest visible score) and `stats[2r+1] = l = Σ_t exp(A[s,t] − m)` for
+   * row r = (b·H + h)·S + s, which {@link attentionBackward} needs. `o` must not overlap the inputs.
+   */
+  attentionForward<T extends FloatArray>(shape: AttentionShape, x: AttentionInputs<T>, o: AttnOperand<T>, stats: T): void;
+
+  /**
+   * Backward of {@link attentionForward} given its `o` and `stats` and the output gradient `dO`: ACCUMULATES
+   * dq1, dq2, dk1, dk2, dv (recomputing the probabilities p = exp(A − m)/l; dS = τ·p·(dP − D), dP = dO·vᵀ,
+   * D = Σ_j dO·o). A key gradient may be shared by the heads (sh = 0) only where its keys are shared by the heads
+   * too (all of k1, k2, v have sh = 0); else gradients must not overlap across (b, h).
+   */
+  attentionBackward<T extends FloatArray>(shape: AttentionShape, x: AttentionInputs<T>, o: AttnOperand<T>, stats: T, dO: AttnOperand<T>, grads: AttentionGrads<T>): void;
 
   /** One AdamW update of n parameters in place (param, m, v), SPEC §5.5. */
   adamw<T extends FloatArray>(param: T, grad: T, m: T, v: T, n: number, p: AdamWParams): void;
