@@ -1,10 +1,10 @@
 import { BackendError } from '../errors.js';
-import { Tensor, type DType } from '../tensor.js';
+import { allocate, Tensor, type DType, type FloatArray } from '../tensor.js';
 import { jsKernels } from './js.js';
 import type { Kernels } from './kernels.js';
 import type { WasmKernels, WasmVariant } from './wasm.js';
 
-export type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
+export type { AdamWParams, AttentionGrads, AttentionInputs, AttentionShape, AttnOperand, Kernels, MatmulLayout } from './kernels.js';
 export type { WasmKernels, WasmKernelsName, WasmVariant } from './wasm.js';
 export { jsKernels } from './js.js';
 // FP8 / bf16 emulation kernels (official kernel.py); ScaleFmt is exported by the model's numerics module
@@ -53,6 +53,39 @@ export function residentWeights(weights: Map<string, Tensor>): number {
     bytes += t.data.byteLength;
   }
   return bytes;
+}
+
+// which instance handed out each resident array, so that releasing it after a backend change reaches the owner
+const residentOwner = new WeakMap<FloatArray, WasmKernels>();
+const residentReleased = new WeakSet<FloatArray>();
+
+/**
+ * A zero-filled array of `n` values for long-lived buffers the kernels read and write often (KV caches, gradients,
+ * optimizer state): for f32 it lives in the current wasm backend's memory when that memory is shared (see
+ * {@link WasmOptions}), so the kernels take it by address instead of copying it in and out at every call; otherwise
+ * (f64, the js backend, a private memory) it is `new Float32Array(n)` / `new Float64Array(n)`. Give it back with
+ * {@link releaseResident} when done; until then the wasm memory stays reserved (until the backend is replaced).
+ */
+export function allocateResident(dtype: DType, n: number): FloatArray {
+  const k = float32Kernels as Partial<WasmKernels>;
+  if (dtype !== 'float32' || !k.residentSupported || k.allocResident === undefined) return allocate(dtype, n);
+  const x = k.allocResident(n);
+  residentOwner.set(x, k as WasmKernels);
+  return x;
+}
+
+/**
+ * Releases an array from {@link allocateResident}: its wasm memory is reused by later resident arrays, so `x` must
+ * not be used afterwards. An ordinary array (the fallback) needs nothing and is left alone; releasing twice is a
+ * BackendError.
+ */
+export function releaseResident(x: FloatArray): void {
+  if (residentReleased.has(x)) throw new BackendError(`releaseResident: this array (${x.length} values) was released already`);
+  const owner = residentOwner.get(x);
+  if (owner === undefined) return;
+  owner.releaseResident(x as Float32Array);
+  residentOwner.delete(x);
+  residentReleased.add(x);
 }
 
 /** Reports which implementation runs for f32 and for f64. */

@@ -34,6 +34,16 @@ export interface WasmKernels extends Kernels {
    * shared-memory build (SharedArrayBuffer: Node, cross-origin-isolated pages); else BackendError.
    */
   resident(x: Float32Array): Float32Array;
+  /**
+   * `n` zero-filled f32 that live in this instance's wasm memory until {@link releaseResident} (a free-list
+   * allocator: released blocks are reused, adjacent ones merge; 16-byte aligned). Kernel calls take them, and any
+   * subarray of them, by address. For KV caches, gradients, optimizer state. Shared-memory build only (BackendError).
+   */
+  allocResident(n: number): Float32Array;
+  /** Gives back an array from {@link allocResident}; it must not be used afterwards. BackendError if it is not one (or was released). */
+  releaseResident(x: Float32Array): void;
+  /** Whether `x` is a live array from this instance's {@link allocResident}. */
+  ownsResident(x: Float32Array): boolean;
   /** Whether {@link resident} is available on this instance. */
   readonly residentSupported: boolean;
   /** The FP8 / bf16 emulation kernels on this instance (src/kernels/wasm_fp8.ts); src/kernels/fp8.ts dispatches here. */
@@ -54,7 +64,7 @@ export function wasmSupport(): { simd: boolean; relaxedSimd: boolean } {
  */
 export async function loadWasmKernels(options: { variant?: WasmVariant; threads?: number; resident?: boolean } = {}): Promise<WasmKernels> {
   const variant = options.variant ?? 'auto';
-  const threads = options.threads ?? 1;
+  const threads = options.threads ?? (await defaultThreads());
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new BackendError(`wasm kernels: threads must be an integer in [1, 64], got ${String(threads)}`);
   const support = wasmSupport();
   if (!support.simd) {
@@ -87,6 +97,21 @@ export async function loadWasmKernels(options: { variant?: WasmVariant; threads?
   return makeWasmKernels(ex, name, ex.heapBase(), null);
 }
 
+/** The default thread count: min(available cores, 4) where threads run (Node; wasm_threads_node.ts), else 1. */
+async function defaultThreads(): Promise<number> {
+  if (!threadsAvailable()) return 1;
+  return (await importPool()).defaultThreadCount();
+}
+
+// a computed specifier: bundlers for the browser do not follow it into node:worker_threads
+async function importPool(): Promise<typeof import('./wasm_threads_node.js')> {
+  const poolModule = './wasm_threads_node.js';
+  return (await import(/* @vite-ignore */ poolModule)) as typeof import('./wasm_threads_node.js');
+}
+
+// An instance dropped without close() stops its workers when it is collected (they hold only the memory).
+const stopUnreachablePools = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<MatmulPool>((pool) => pool.close()) : null;
+
 /**
  * Whether this engine can run the matmul on worker threads: Node (worker_threads, and the main thread may block in
  * Atomics.wait) with SharedArrayBuffer. Browsers are not supported yet: a page's main thread may not block, so the
@@ -110,11 +135,11 @@ async function loadShared(relaxed: boolean, name: WasmKernelsName, threads: numb
   const base = align16(ex.heapBase()) + (threads - 1) * scratchBytes;
   if (base > memory.buffer.byteLength) memory.grow(Math.ceil((base - memory.buffer.byteLength) / 65536));
   if (threads === 1) return makeWasmKernels(ex, name, base, null);
-  // a computed specifier: bundlers for the browser do not follow it into node:worker_threads
-  const poolModule = './wasm_threads_node.js';
-  const { createMatmulPool } = (await import(/* @vite-ignore */ poolModule)) as typeof import('./wasm_threads_node.js');
+  const { createMatmulPool } = await importPool();
   const pool = await createMatmulPool(module, memory, ex, scratch, threads);
-  return makeWasmKernels(ex, name, base, pool);
+  const kernels = makeWasmKernels(ex, name, base, pool);
+  stopUnreachablePools?.register(kernels, pool);
+  return kernels;
 }
 
 function align16(x: number): number {
@@ -282,10 +307,13 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
     close: () => pool?.close(),
     residentSupported: arena.isShared(),
     resident(x: Float32Array): Float32Array {
-      const r = arena.resident(f32(x, 'x', 'resident').length);
+      const r = arena.allocResident(f32(x, 'x', 'resident').length);
       r.set(x);
       return r;
     },
+    allocResident: (n: number) => arena.allocResident(n),
+    releaseResident: (x: Float32Array) => arena.releaseResident(f32(x, 'x', 'releaseResident')),
+    ownsResident: (x: Float32Array) => x instanceof Float32Array && arena.ownsResident(x),
     fp8: makeWasmFp8(ex as unknown as Fp8Exports, arena, name),
 
     matmul<T extends FloatArray>(layout: MatmulLayout, a: T, b: T, c: T, m: number, n: number, k: number, accumulate = false): void {

@@ -1,4 +1,5 @@
 import { BackendError } from '../errors.js';
+import { FreeList } from './free_list.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // wasm32: 4 GiB of linear memory
@@ -21,21 +22,26 @@ interface Transfer {
  * growing memory detaches them. Memory therefore stays at the high-water mark of the largest
  * call: it never grows on repeated calls of the same sizes.
  *
- * With a shared memory (views never detach) arrays may also live in it for good: `resident(n)`
- * reserves them below the arena, and a call takes any array inside this memory by address,
- * with no copy in or out.
+ * With a shared memory (views never detach) arrays may also live in it for good: `allocResident(n)` takes them from
+ * a free-list allocator (src/kernels/free_list.ts) whose blocks lie below the arena, `releaseResident(view)` gives
+ * them back, and a call takes any array inside this memory by address, with no copy in or out. The arena starts
+ * at the allocator's end, which moves only between calls.
  */
 export class WasmArena {
   private top: number;
   private readonly transfers: Transfer[] = [];
   // Every buffer object memory.buffer has returned: an array whose .buffer is one of them lives in this memory.
   private readonly buffers = new WeakSet<ArrayBufferLike>();
+  private readonly heap: FreeList;
+  // live resident blocks: byte address → length in f32
+  private readonly residentLengths = new Map<number, number>();
 
   constructor(
     private readonly memory: WebAssembly.Memory,
-    private base: number,
+    base: number,
   ) {
-    this.top = base;
+    this.heap = new FreeList(align16(base));
+    this.top = this.heap.end;
     if (this.isShared()) this.buffers.add(memory.buffer);
   }
 
@@ -45,16 +51,48 @@ export class WasmArena {
   }
 
   /**
-   * Reserves `n` f32 for good (never reset, never freed) below the per-call arena and returns a view of it: a
-   * resident array. Kernel calls take resident arrays by address, without copies. Shared memory only.
+   * `n` f32 of this memory for long-lived use, zero-filled (like `new Float32Array(n)`), 16-byte aligned: a resident
+   * array. Kernel calls take resident arrays (and their subarrays) by address, without copies. Held until
+   * {@link releaseResident}. Shared memory only (BackendError otherwise).
    */
-  resident(n: number): Float32Array {
+  allocResident(n: number): Float32Array {
     if (!this.isShared()) throw new BackendError('wasm kernels: resident arrays need the shared-memory build (SharedArrayBuffer); this instance has a private memory');
-    const ptr = align16(this.base);
-    this.base = align16(ptr + 4 * n);
-    this.top = this.base;
-    this.ensure(this.base);
-    return new Float32Array(this.memory.buffer, ptr, n);
+    if (!Number.isInteger(n) || n < 0) throw new BackendError(`wasm kernels: allocResident(${n}): the length must be a non-negative integer`);
+    const ptr = this.heap.alloc(4 * n);
+    try {
+      this.ensure(this.heap.end);
+    } catch (e) {
+      this.heap.release(ptr);
+      throw e;
+    }
+    this.top = this.heap.end;
+    this.residentLengths.set(ptr, n);
+    const view = new Float32Array(this.memory.buffer, ptr, n);
+    view.fill(0); // a reused block, or bytes the arena used before
+    return view;
+  }
+
+  /**
+   * Gives a block from {@link allocResident} back (its bytes may be handed out again: the caller must not use
+   * `view` afterwards). BackendError if `view` is not a whole live resident block of this memory.
+   */
+  releaseResident(view: Float32Array): void {
+    if (!this.ownsResident(view)) {
+      throw new BackendError(`wasm kernels: releaseResident: the array (${view.length} f32) is not a live resident block of this instance (released twice, a subarray, or allocated elsewhere)`);
+    }
+    this.heap.release(view.byteOffset);
+    this.residentLengths.delete(view.byteOffset);
+    this.top = this.heap.end;
+  }
+
+  /** Whether `array` was handed out by {@link allocResident} of this arena and not released yet. */
+  ownsResident(array: Float32Array): boolean {
+    return this.inMemory(array) && this.residentLengths.get(array.byteOffset) === array.length;
+  }
+
+  /** Resident blocks live now and the bytes of freed blocks below the top one (reused first). */
+  residentStats(): { liveBlocks: number; freeBytes: number; endByte: number } {
+    return { liveBlocks: this.heap.liveBlocks, freeBytes: this.heap.freeBytes, endByte: this.heap.end };
   }
 
   /** Whether `array` lives in this memory (a resident array or a view of one): passed by address. */
@@ -69,7 +107,7 @@ export class WasmArena {
 
   /** Starts a new call: forgets every address handed out before. */
   begin(): this {
-    this.top = this.base;
+    this.top = this.heap.end;
     this.transfers.length = 0;
     return this;
   }

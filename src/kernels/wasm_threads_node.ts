@@ -9,6 +9,7 @@
  * column ranges of C (multiples of 16). Each element is computed exactly as the one-thread call computes it
  * (assembly/matmul.ts, matmulColumns), so results are bit-identical for any thread count.
  */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BackendError } from '../errors.js';
 
@@ -143,6 +144,14 @@ for (;;) {
   Atomics.notify(c, ${DONE});
 }
 `;
+
+/** Most threads started by default: beyond 4, the model's matmuls at the bench sizes gain little (docs/kernels.md). */
+export const DEFAULT_MAX_THREADS = 4;
+
+/** The library's default thread count in Node: min(available cores, {@link DEFAULT_MAX_THREADS}). */
+export function defaultThreadCount(): number {
+  return Math.max(1, Math.min(availableParallelism(), DEFAULT_MAX_THREADS));
+}
 
 /** The module's function exports in export order: a range job names its function by index into this list. */
 export function functionExports(module: WebAssembly.Module): string[] {

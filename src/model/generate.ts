@@ -216,33 +216,37 @@ export function generateTokens(model: DeepSeekV3, prompt: readonly number[], opt
   const route: RoutingOverride = { topk: opts.topk, topkGroup: opts.topkGroup };
   withRoutingOverride(cfg, route, 'generate'); // a k' that does not fit fails before any cache is built
   const caches = model.createCaches(attn, 1, maxLen, { numerics });
-  const V = cfg.vocabSize;
+  try {
+    const V = cfg.vocabSize;
 
-  const rng = new Random(opts.seed ?? 0);
-  const onLogits = opts.onMainLogits;
-  if (opts.speculative === 'mtp') {
-    if (numerics !== 'exact') throw new InputError(`speculative decoding runs in the 'exact' profile only (the official code has no MTP to emulate), got numerics '${numerics}'`);
-    if (cfg.numNextnPredictLayers < 1) throw new InputError('speculative decoding with MTP needs num_nextn_predict_layers ≥ 1');
-    const policy = temperature > 0 ? samplingPolicy(temperature, topP, rng, V) : GREEDY_POLICY;
-    const r = speculativeDecode(model, prompt, maxNew, attn, caches, stop, policy, onLogits, route);
-    return { ...r, stopReason: stopReason(r.tokens) };
-  }
+    const rng = new Random(opts.seed ?? 0);
+    const onLogits = opts.onMainLogits;
+    if (opts.speculative === 'mtp') {
+      if (numerics !== 'exact') throw new InputError(`speculative decoding runs in the 'exact' profile only (the official code has no MTP to emulate), got numerics '${numerics}'`);
+      if (cfg.numNextnPredictLayers < 1) throw new InputError('speculative decoding with MTP needs num_nextn_predict_layers ≥ 1');
+      const policy = temperature > 0 ? samplingPolicy(temperature, topP, rng, V) : GREEDY_POLICY;
+      const r = speculativeDecode(model, prompt, maxNew, attn, caches, stop, policy, onLogits, route);
+      return { ...r, stopReason: stopReason(r.tokens) };
+    }
 
-  const tokens: number[] = [];
-  let forwardCalls = 0;
-  let input: number[] = [...prompt];
-  let pos = 0;
-  while (tokens.length < maxNew) {
-    const r = model.forward([input], { attn, caches, startPos: pos, logits: 'last', numerics, ...route });
-    forwardCalls++;
-    pos += input.length;
-    onLogits?.(pos - 1, r.logits.data);
-    const next = sampleToken(r.logits.data, temperature, topP, rng, 0, V);
-    tokens.push(next);
-    if (stop.has(next)) break;
-    input = [next];
+    const tokens: number[] = [];
+    let forwardCalls = 0;
+    let input: number[] = [...prompt];
+    let pos = 0;
+    while (tokens.length < maxNew) {
+      const r = model.forward([input], { attn, caches, startPos: pos, logits: 'last', numerics, ...route });
+      forwardCalls++;
+      pos += input.length;
+      onLogits?.(pos - 1, r.logits.data);
+      const next = sampleToken(r.logits.data, temperature, topP, rng, 0, V);
+      tokens.push(next);
+      if (stop.has(next)) break;
+      input = [next];
+    }
+    return { tokens, forwardCalls, drafted: 0, accepted: 0, acceptanceRate: null, cacheBytes: sumBytes(caches), stopReason: stopReason(tokens) };
+  } finally {
+    for (const c of caches) c.release(); // the caches are this call's own: their resident memory goes back
   }
-  return { tokens, forwardCalls, drafted: 0, accepted: 0, acceptanceRate: null, cacheBytes: sumBytes(caches), stopReason: stopReason(tokens) };
 
   function stopReason(out: number[]): GenerateResult['stopReason'] {
     if (out.length > 0 && stop.has(out[out.length - 1]!)) return 'stop_token';
@@ -326,51 +330,55 @@ function speculativeDecode(
   let drafted = 0;
   let accepted = 0;
   const done = (): boolean => out.length >= maxNew || (out.length > 0 && stop.has(out[out.length - 1]!));
+  try {
 
-  // MTP over positions [startPos, startPos + S): h⁰ rows and the ids one step ahead; returns its draft
-  const mtpDraft = (h0: FloatArray, ahead: number[], startPos: number): number => {
-    const S = ahead.length;
-    const r = mtpForward(cfg, mw, shared, h0, Int32Array.from(ahead), 1, S, { startPos, rope, attn, cache: mtpCache, logits: false, concatOrder: model.mtpConcatOrder });
-    const logits = linearForward(r.normed.subarray((S - 1) * d, S * d), shared.lm_head.data, 1, V, d);
-    return policy.draft(logits);
-  };
+    // MTP over positions [startPos, startPos + S): h⁰ rows and the ids one step ahead; returns its draft
+    const mtpDraft = (h0: FloatArray, ahead: number[], startPos: number): number => {
+      const S = ahead.length;
+      const r = mtpForward(cfg, mw, shared, h0, Int32Array.from(ahead), 1, S, { startPos, rope, attn, cache: mtpCache, logits: false, concatOrder: model.mtpConcatOrder });
+      const logits = linearForward(r.normed.subarray((S - 1) * d, S * d), shared.lm_head.data, 1, V, d);
+      return policy.draft(logits);
+    };
 
-  const pre = model.forward([[...prompt]], { attn, caches, startPos: 0, logits: 'last', ...route });
-  forwardCalls++;
-  onLogits?.(n - 1, pre.logits.data);
-  toks.push(policy.first(pre.logits.data));
-  out.push(toks[n]!);
-  if (done()) return result();
-  let draft = mtpDraft(pre.finalHidden.data, toks.slice(1, n + 1), 0);
-
-  while (!done()) {
-    const m = toks.length;
-    const r = model.forward([[toks[m - 1]!, draft]], { attn, caches, startPos: m - 1, logits: 'all', ...route });
+    const pre = model.forward([[...prompt]], { attn, caches, startPos: 0, logits: 'last', ...route });
     forwardCalls++;
-    drafted++;
-    const row0 = r.logits.data.subarray(0, V);
-    onLogits?.(m - 1, row0);
-    const v = policy.verify(row0, draft);
-    if (v.accepted) {
-      accepted++;
-      const row1 = r.logits.data.subarray(V, 2 * V);
-      onLogits?.(m, row1);
-      const bonus = policy.bonus(row1); // the draft's own position gives the next token for free
-      toks.push(draft, bonus);
-      out.push(draft);
-      if (done()) break;
-      out.push(bonus);
-      if (done()) break;
-      draft = mtpDraft(r.finalHidden.data, [draft, bonus], m - 1);
-    } else {
-      toks.push(v.token);
-      out.push(v.token);
-      for (const c of caches) c.truncate(m); // drop the rejected draft's entries
-      if (done()) break;
-      draft = mtpDraft(r.finalHidden.data.subarray(0, d), [v.token], m - 1);
+    onLogits?.(n - 1, pre.logits.data);
+    toks.push(policy.first(pre.logits.data));
+    out.push(toks[n]!);
+    if (done()) return result();
+    let draft = mtpDraft(pre.finalHidden.data, toks.slice(1, n + 1), 0);
+
+    while (!done()) {
+      const m = toks.length;
+      const r = model.forward([[toks[m - 1]!, draft]], { attn, caches, startPos: m - 1, logits: 'all', ...route });
+      forwardCalls++;
+      drafted++;
+      const row0 = r.logits.data.subarray(0, V);
+      onLogits?.(m - 1, row0);
+      const v = policy.verify(row0, draft);
+      if (v.accepted) {
+        accepted++;
+        const row1 = r.logits.data.subarray(V, 2 * V);
+        onLogits?.(m, row1);
+        const bonus = policy.bonus(row1); // the draft's own position gives the next token for free
+        toks.push(draft, bonus);
+        out.push(draft);
+        if (done()) break;
+        out.push(bonus);
+        if (done()) break;
+        draft = mtpDraft(r.finalHidden.data, [draft, bonus], m - 1);
+      } else {
+        toks.push(v.token);
+        out.push(v.token);
+        for (const c of caches) c.truncate(m); // drop the rejected draft's entries
+        if (done()) break;
+        draft = mtpDraft(r.finalHidden.data.subarray(0, d), [v.token], m - 1);
+      }
     }
+    return result();
+  } finally {
+    mtpCache.release();
   }
-  return result();
 
   function result(): Omit<GenerateResult, 'stopReason'> {
     return {

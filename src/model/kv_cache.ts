@@ -8,9 +8,14 @@
  *
  * `mlaForward` writes the S new entries at [startPos, startPos + S) and sets `length` to
  * startPos + S; `truncate(n)` drops entries ≥ n (rejected speculative tokens).
+ *
+ * f32 cache arrays live in the wasm backend's memory when it is shared (`allocateResident`: the attention matmuls
+ * then read them in place instead of copying the whole cache in at every decode step). Whoever creates a cache
+ * should `release()` it when done: until then that memory stays reserved (until the backend is replaced).
  */
 import { InputError } from '../errors.js';
-import { allocate, type DType, type FloatArray } from '../tensor.js';
+import { allocateResident, releaseResident } from '../kernels/index.js';
+import type { DType, FloatArray } from '../tensor.js';
 import type { ModelConfig } from './config.js';
 import type { AttnImpl } from './attention.js';
 
@@ -21,6 +26,7 @@ abstract class KVCacheBase {
   readonly maxLen: number;
   readonly dtype: DType;
   private len = 0;
+  private released = false;
 
   constructor(batch: number, maxLen: number, dtype: DType) {
     if (!Number.isInteger(batch) || batch < 1) throw new InputError(`KV cache: batch must be a positive integer, got ${batch}`);
@@ -35,11 +41,36 @@ abstract class KVCacheBase {
     return this.len;
   }
 
-  /** Bytes allocated by the cache arrays. */
+  /** Bytes allocated by the cache arrays (0 once released). */
   abstract get bytes(): number;
+
+  /** The cache arrays (for release). */
+  protected abstract arrays(): FloatArray[];
+
+  /** Whether {@link release} was called. */
+  get isReleased(): boolean {
+    return this.released;
+  }
+
+  /**
+   * Gives the cache arrays back (resident wasm memory is reused by later allocations). Idempotent; a released cache
+   * throws an InputError when used.
+   */
+  release(): void {
+    if (this.released) return;
+    for (const a of this.arrays()) releaseResident(a);
+    this.released = true;
+  }
+
+  /** Throws unless the cache is still usable. */
+  protected live<T>(x: T, what: string): T {
+    if (this.released) throw new InputError(`KV cache (${this.constructor.name}): '${what}' used after release()`);
+    return x;
+  }
 
   /** Keeps positions [0, n) and forgets the rest (speculative decoding rolls back this way). */
   truncate(n: number): void {
+    this.live(0, 'truncate');
     if (!Number.isInteger(n) || n < 0 || n > this.len) throw new InputError(`KV cache truncate(${n}): must be an integer in [0, ${this.len}]`);
     this.len = n;
   }
@@ -49,6 +80,7 @@ abstract class KVCacheBase {
    * overflow) and marks [0, startPos + S) valid. Called by `mlaForward` before it writes.
    */
   reserve(startPos: number, S: number, batch: number): void {
+    this.live(0, 'reserve');
     if (batch !== this.batch) throw new InputError(`KV cache: batch ${batch} does not match the cache's batch ${this.batch}`);
     if (!Number.isInteger(startPos) || startPos < 0 || startPos > this.len) {
       throw new InputError(`KV cache: startPos ${startPos} must be in [0, length = ${this.len}] (positions must be written contiguously)`);
@@ -65,10 +97,8 @@ abstract class KVCacheBase {
  */
 export class NaiveKVCache extends KVCacheBase {
   readonly attn = 'naive' as const;
-  /** k: [B, H, maxLen, n+R]. */
-  readonly k: FloatArray;
-  /** v: [B, H, maxLen, V]. */
-  readonly v: FloatArray;
+  private readonly kData: FloatArray;
+  private readonly vData: FloatArray;
   readonly heads: number;
   readonly qkHeadDim: number;
   readonly vHeadDim: number;
@@ -78,22 +108,34 @@ export class NaiveKVCache extends KVCacheBase {
     this.heads = config.numAttentionHeads;
     this.qkHeadDim = config.qkNopeHeadDim + config.qkRopeHeadDim;
     this.vHeadDim = config.vHeadDim;
-    this.k = allocate(dtype, batch * maxLen * this.heads * this.qkHeadDim);
-    this.v = allocate(dtype, batch * maxLen * this.heads * this.vHeadDim);
+    this.kData = allocateResident(dtype, batch * maxLen * this.heads * this.qkHeadDim);
+    this.vData = allocateResident(dtype, batch * maxLen * this.heads * this.vHeadDim);
+  }
+
+  /** k: [B, H, maxLen, n+R]. */
+  get k(): FloatArray {
+    return this.live(this.kData, 'k');
+  }
+
+  /** v: [B, H, maxLen, V]. */
+  get v(): FloatArray {
+    return this.live(this.vData, 'v');
   }
 
   get bytes(): number {
-    return this.k.byteLength + this.v.byteLength;
+    return this.isReleased ? 0 : this.kData.byteLength + this.vData.byteLength;
+  }
+
+  protected arrays(): FloatArray[] {
+    return [this.kData, this.vData];
   }
 }
 
 /** Absorbed-path cache: ĉ = kv_a_layernorm(latent) [B, maxLen, C] and the rotated k_pe [B, maxLen, R]. */
 export class LatentKVCache extends KVCacheBase {
   readonly attn = 'absorb' as const;
-  /** latent ĉ (after kv_a_layernorm): [B, maxLen, C]. */
-  readonly latent: FloatArray;
-  /** k_pe after RoPE: [B, maxLen, R]. */
-  readonly kPe: FloatArray;
+  private readonly latentData: FloatArray;
+  private readonly kPeData: FloatArray;
   readonly kvLoraRank: number;
   readonly ropeDim: number;
 
@@ -101,19 +143,33 @@ export class LatentKVCache extends KVCacheBase {
     super(batch, maxLen, dtype);
     this.kvLoraRank = config.kvLoraRank;
     this.ropeDim = config.qkRopeHeadDim;
-    this.latent = allocate(dtype, batch * maxLen * this.kvLoraRank);
-    this.kPe = allocate(dtype, batch * maxLen * this.ropeDim);
+    this.latentData = allocateResident(dtype, batch * maxLen * this.kvLoraRank);
+    this.kPeData = allocateResident(dtype, batch * maxLen * this.ropeDim);
+  }
+
+  /** latent ĉ (after kv_a_layernorm): [B, maxLen, C]. */
+  get latent(): FloatArray {
+    return this.live(this.latentData, 'latent');
+  }
+
+  /** k_pe after RoPE: [B, maxLen, R]. */
+  get kPe(): FloatArray {
+    return this.live(this.kPeData, 'kPe');
   }
 
   get bytes(): number {
-    return this.latent.byteLength + this.kPe.byteLength;
+    return this.isReleased ? 0 : this.latentData.byteLength + this.kPeData.byteLength;
+  }
+
+  protected arrays(): FloatArray[] {
+    return [this.latentData, this.kPeData];
   }
 }
 
 /** One layer's attention cache; its class matches the attention path that fills it. */
 export type MLACache = NaiveKVCache | LatentKVCache;
 
-/** Creates an empty cache of one layer for the given attention path. */
+/** Creates an empty cache of one layer for the given attention path (release it when done: {@link KVCacheBase.release}). */
 export function createKVCache(config: ModelConfig, attn: AttnImpl, batch: number, maxLen: number, dtype: DType): MLACache {
   if (attn === 'naive') return new NaiveKVCache(config, batch, maxLen, dtype);
   if (attn === 'absorb') return new LatentKVCache(config, batch, maxLen, dtype);

@@ -127,7 +127,9 @@ export class DeepSeekV3 {
 
   /**
    * One KV cache per main layer for `batch` rows of up to `maxLen` tokens, in the model's dtype, or in float32 (holding
-   * bf16 values) for an official-* numerics profile.
+   * bf16 values) for an official-* numerics profile. f32 caches live in the wasm backend's memory when it is shared
+   * (no copies per decode step); call `release()` on each cache when done, else that memory stays reserved until the
+   * backend is replaced.
    */
   createCaches(attn: AttnImpl, batch: number, maxLen: number, opts: { numerics?: NumericsProfile } = {}): MLACache[] {
     const dtype = (opts.numerics ?? 'exact') === 'exact' ? this.dtype : 'float32';

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BackendError } from '../../src/errors.js';
 import { backendInfo, createWasmKernels, kernelsFor, useBackend } from '../../src/kernels/index.js';
@@ -20,7 +21,8 @@ describe('backend selection reports which implementation runs', () => {
   it(`useBackend('wasm') runs ${autoName} here (the engine's best); f64 stays js`, async () => {
     expect(wasmSupport().simd).toBe(true);
     const info = await useBackend('wasm');
-    expect(info).toEqual({ float32: autoName, float64: 'js', threads: 1 });
+    // default threads in Node: min(available cores, 4)
+    expect(info).toEqual({ float32: autoName, float64: 'js', threads: Math.min(availableParallelism(), 4) });
     expect(backendInfo()).toEqual(info);
     expect(kernelsFor('float32').name).toBe(autoName);
     expect(kernelsFor('float64').name).toBe('js');

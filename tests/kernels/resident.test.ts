@@ -20,7 +20,7 @@ describe('resident arrays: operands that live in wasm memory go by address, with
   });
 
   it('a resident copy holds the same values; kernels on resident operands (and their subarrays) give the copied results bit for bit', async () => {
-    expect((await loadWasmKernels({ variant: 'simd' })).residentSupported).toBe(false); // private memory by default
+    expect((await loadWasmKernels({ variant: 'simd', threads: 1 })).residentSupported).toBe(false); // one thread: private memory unless resident: true
     const K = await loadWasmKernels({ variant: 'simd', resident: true });
     expect(K.residentSupported).toBe(true); // Node has SharedArrayBuffer
     const rng = new TestRng(3);
@@ -69,7 +69,7 @@ describe('resident arrays: operands that live in wasm memory go by address, with
     await useBackend('js');
     const w0 = initWeights(config, { seed: 5, dtype: 'float32' });
     expect(residentWeights(new Map(w0))).toBe(0);
-    await useBackend('wasm', { variant: 'simd' });
+    await useBackend('wasm', { variant: 'simd', threads: 1 });
     expect(residentWeights(new Map(w0))).toBe(0); // private memory: nothing moves
     await useBackend('wasm', { variant: 'simd', resident: true });
     const plain = new DeepSeekV3(config, initWeights(config, { seed: 5, dtype: 'float32' })).lossAndGrads(ids);
@@ -82,7 +82,7 @@ describe('resident arrays: operands that live in wasm memory go by address, with
   });
 
   it('resident() takes f32 arrays only, and needs the shared-memory instance (BackendError)', async () => {
-    const privateK = await loadWasmKernels({ variant: 'simd' });
+    const privateK = await loadWasmKernels({ variant: 'simd', threads: 1 });
     expect(() => privateK.resident(new Float32Array(2))).toThrow(BackendError);
     const K = await loadWasmKernels({ variant: 'simd', resident: true });
     expect(() => K.resident(new Float64Array(2) as unknown as Float32Array)).toThrow(BackendError);
