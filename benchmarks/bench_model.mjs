@@ -38,7 +38,7 @@ export function makeLog(json) {
 /** Activates the backend; a wasm failure is an error (a benchmark must not silently measure js). Returns backendInfo(). */
 export async function selectBackend(backend, variant = 'auto', threads = 1, resident = false) {
   const opts = { variant };
-  if (threads !== 1) opts.threads = threads;
+  opts.threads = threads; // always explicit: the library's default is min(cores, 4)
   if (resident) opts.resident = true;
   await useBackend(backend, backend === 'wasm' ? opts : {});
   return backendInfo();

@@ -45,8 +45,9 @@ await tf.ready();
 const xnnSimd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
 
 const support = wasmSupport();
-const impls = [jsKernels, await loadWasmKernels({ variant: 'simd' })];
-if (support.relaxedSimd) impls.push(await loadWasmKernels({ variant: 'relaxed-simd' }));
+// one thread, like XNNPACK above (the library's default would be min(cores, 4))
+const impls = [jsKernels, await loadWasmKernels({ variant: 'simd', threads: 1 })];
+if (support.relaxedSimd) impls.push(await loadWasmKernels({ variant: 'relaxed-simd', threads: 1 }));
 const { cpus } = await import('node:os');
 const { loadavg } = await import('node:os');
 report.machine = { cpu: cpus()[0]?.model ?? 'unknown', logicalCpus: cpus().length, loadavg: loadavg(), node: process.version };
