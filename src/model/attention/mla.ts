@@ -29,10 +29,11 @@ import type { MLACache } from '../kv_cache.js';
 import { rmsnormBackward, rmsnormForward } from '../rmsnorm.js';
 import { ropeBackward, ropeForward, softmaxScale, type RopeTables } from '../rope.js';
 import type { TraceFn } from '../trace.js';
-import { absorbedOutput, absorbedScores } from './absorbed.js';
+import { absorbedOutput, absorbedScores, type LatentKeys } from './absorbed.js';
 import { checkCache } from './cache.js';
 import { copyBlocks, headMajor, positions, tokenMajor, toTokenMajor } from './layout.js';
-import { causalAttention, naiveKV, naiveOutput, naiveScores } from './naive.js';
+import { absorbedAttention, attentionCoreBackward, naiveAttention, type FusedOutput } from './fused.js';
+import { naiveKV, naiveOutput, naiveScores, type NaiveValues } from './naive.js';
 import { scaleAndMask } from './scores.js';
 import { checkMLAWeights, dimsOf, type Dims, type MLAWeights } from './weights.js';
 
@@ -62,10 +63,10 @@ function projSite(gemm: LinearGemm | undefined, prefix: string, proj: string): L
 }
 
 /**
- * What the forward keeps for the backward (naive form; both paths compute the same function,
- * so an absorbed forward also builds the naive k_nope and V when saving). `x` is referenced, not
- * copied: the caller must not overwrite it before the backward. Q = [q_nope ; q_pe] and
- * K = [k_nope ; k_pe] are kept as their two parts (k_pe once per token, not per head).
+ * What the forward keeps for the backward (naive form; both paths compute the same function, so an absorbed forward
+ * also builds kv when saving). Arrays are referenced, not copied: the caller must not overwrite `x` before the
+ * backward. The attention probabilities are not kept: the backward recomputes them from q, k and the per-row
+ * softmax statistics (m, l) (the fused kernels, src/model/attention/fused.ts).
  */
 export interface MLASaved {
   B: number;
@@ -88,14 +89,12 @@ export interface MLASaved {
   qNope: FloatArray;
   /** RoPE(q_pe) [B, H, S, R]. */
   qPe: FloatArray;
-  /** k_nope [B, H, S, n]. */
-  kNope: FloatArray;
+  /** kv = kv_b_proj(ĉ) [B, S, H, n+V], head h = [k_nope | v]. */
+  kv: FloatArray;
   /** RoPE(k_pe) [B, S, R], the one rope key of each token, shared by every head. */
   kPe: FloatArray;
-  /** values [B, H, S, V]. */
-  Vh: FloatArray;
-  /** softmax probabilities [B, H, S, S]. */
-  P: FloatArray;
+  /** (m, l) of each query row's softmax [B, H, S, 2]: the largest score and Σ exp(score − m). */
+  stats: FloatArray;
   /** head outputs flattened [B·S, H·V], the input of o_proj. */
   oFlat: FloatArray;
   /** The projections' GEMM mode and the module path, as the forward ran them. */
@@ -110,8 +109,9 @@ export interface MLASaved {
  * t ≤ startPos + s (chunked prefill, decode, speculative verification). Without a cache the
  * keys are the S new tokens (positions startPos..startPos+S−1). `attn` picks the naive or the
  * weight-absorbed path; both compute the same function. With `save`, returns what
- * {@link mlaBackward} needs (cache-free calls only). A naive call without cache, save or trace
- * runs by causal query blocks (see causalAttention); the others build the full [B, H, S, T] scores.
+ * {@link mlaBackward} needs (cache-free calls only). The attention core runs on the fused kernels (fused.ts: no
+ * [B, H, S, T] matrix); a call with `trace` builds the scores and probabilities explicitly instead (naive.ts,
+ * absorbed.ts), to trace them.
  */
 export function mlaForward(
   config: ModelConfig,
@@ -122,7 +122,6 @@ export function mlaForward(
   opts: MLAOptions,
 ): { out: FloatArray; saved: MLASaved | null } {
   const dtype = dtypeOf(x);
-  const k = kernelsFor(dtype);
   const dm = dimsOf(config);
   const { d, H, n, R, V, C } = dm;
   const N = B * S;
@@ -148,45 +147,75 @@ export function mlaForward(
 
   // keys: with a cache, [0, startPos + S) at positions t; without, the S new tokens at startPos + t
   if (cache) cache.reserve(startPos, S, B);
-  const T = cache ? startPos + S : S;
-  const keyPos0 = cache ? 0 : startPos;
   // kv = kv_b_proj(ĉ): [B, S, H, n+V], head h = [k_nope | v] (the naive path, and the saved naive form)
   const kv = attn === 'naive' || save ? linearForward(cHat, w.kv_b_proj.data, N, H * (n + V), C, site('kv_b_proj')) : null;
-  const naive = kv !== null ? naiveKV(dm, B, S, kv) : null;
 
-  if (attn === 'naive' && !cache && !save && trace === undefined) {
-    // inference without a cache: causal query blocks skip the masked keys (same result, less work)
-    const oFlat = allocate(dtype, N * H * V);
-    causalAttention(dm, B, S, tau, qNope, qPe, naive!.kNope, kPe, naive!.Vh, oFlat);
-    return { out: linearForward(oFlat, w.o_proj.data, N, d, H * V, site('o_proj')), saved: null };
+  let fused: FusedOutput | null = null;
+  if (trace === undefined || save) {
+    fused =
+      attn === 'naive'
+        ? naiveAttention(dm, B, S, startPos, tau, qNope, qPe, kv!, kPe, cache?.attn === 'naive' ? cache : undefined)
+        : absorbedAttention(dm, B, S, startPos, tau, qNope, qPe, cHat, kPe, w.kv_b_proj.data, cache?.attn === 'absorb' ? cache : undefined);
   }
-
-  // A = Q·Kᵀ by the path, then τ and the general causal mask (key t at position keyPos0 + t is visible iff ≤ startPos + s)
-  const scores = allocate(dtype, B * H * S * T); // [B, H, S, T]
-  const O = allocate(dtype, B * H * S * V); // head outputs [B, H, S, V]
-  if (attn === 'naive') trace?.(`${prefix}.kv_b_proj:out`, [B, S, H, n + V], kv!);
-  const keys =
-    attn === 'naive'
-      ? { naive: naiveScores(dm, B, S, T, startPos, qNope, qPe, naive!, kPe, cache?.attn === 'naive' ? cache : undefined, scores) }
-      : { latent: absorbedScores(dm, B, S, T, startPos, qNope, qPe, cHat, kPe, w.kv_b_proj.data, cache?.attn === 'absorb' ? cache : undefined, scores) };
-  scaleAndMask(scores, B * H, S, T, tau, startPos - keyPos0);
-  trace?.(`${prefix}:attn_scores`, [B, H, S, T], scores);
-  const P = scores;
-  k.softmaxForward(scores, P, B * H * S, T);
-  trace?.(`${prefix}:attn_probs`, [B, H, S, T], P);
-  if (keys.naive !== undefined) naiveOutput(dm, B, S, T, P, keys.naive, O);
-  else absorbedOutput(dm, B, S, T, P, keys.latent!, w.kv_b_proj.data, O);
-
-  // u = o_proj(flatten_{h,j} o): o flattened at index h·V + j
-  const oFlat = toTokenMajor(O, B, H, S, V);
-  trace?.(`${prefix}:o`, [B, S, H * V], oFlat);
+  const oFlat = trace === undefined ? fused!.oFlat : tracedAttention(dm, B, S, startPos, tau, attn, qNope, qPe, cHat, kPe, kv, w, cache, prefix, trace);
   const out = linearForward(oFlat, w.o_proj.data, N, d, H * V, site('o_proj'));
   trace?.(`${prefix}:out`, [B, S, d], out);
 
+  // the backward works from the fused forward's o and (m, l), traced or not
   const saved: MLASaved | null = save
-    ? { B, S, startPos, rope, x, ...qs, ...ks, kNope: naive!.kNope, Vh: naive!.Vh, P, oFlat, ...(opts.gemm !== undefined ? { gemm: opts.gemm } : {}), prefix }
+    ? { B, S, startPos, rope, x, ...qs, ...ks, kv: kv!, stats: fused!.stats, oFlat: fused!.oFlat, ...(opts.gemm !== undefined ? { gemm: opts.gemm } : {}), prefix }
     : null;
   return { out, saved };
+}
+
+/**
+ * The attention core with explicit scores [B, H, S, T] and probabilities, traced: the definition the fused kernels
+ * are tested against. Returns the head outputs [B, S, H·V]. (A traced call runs the fused core too only when it
+ * saves for the backward, which excludes a cache: the new tokens are written to a cache once.)
+ */
+function tracedAttention(
+  dm: Dims,
+  B: number,
+  S: number,
+  startPos: number,
+  tau: number,
+  attn: AttnImpl,
+  qNope: FloatArray,
+  qPe: FloatArray,
+  cHat: FloatArray,
+  kPe: FloatArray,
+  kv: FloatArray | null,
+  w: MLAWeights,
+  cache: MLACache | undefined,
+  prefix: string,
+  trace: TraceFn,
+): FloatArray {
+  const { H, n, V } = dm;
+  const dtype = dtypeOf(qNope);
+  const T = cache ? startPos + S : S;
+  const keyPos0 = cache ? 0 : startPos;
+  // A = Q·Kᵀ by the path, then τ and the general causal mask (key t at position keyPos0 + t is visible iff ≤ startPos + s)
+  const scores = allocate(dtype, B * H * S * T); // [B, H, S, T]
+  const O = allocate(dtype, B * H * S * V); // head outputs [B, H, S, V]
+  let keys: { naive?: NaiveValues; latent?: LatentKeys };
+  if (attn === 'naive') {
+    trace(`${prefix}.kv_b_proj:out`, [B, S, H, n + V], kv!);
+    const naive = naiveKV(dm, B, S, kv!);
+    keys = { naive: naiveScores(dm, B, S, T, startPos, qNope, qPe, naive, kPe, cache?.attn === 'naive' ? cache : undefined, scores) };
+  } else {
+    keys = { latent: absorbedScores(dm, B, S, T, startPos, qNope, qPe, cHat, kPe, w.kv_b_proj.data, cache?.attn === 'absorb' ? cache : undefined, scores) };
+  }
+  scaleAndMask(scores, B * H, S, T, tau, startPos - keyPos0);
+  trace(`${prefix}:attn_scores`, [B, H, S, T], scores);
+  const P = scores;
+  kernelsFor(dtype).softmaxForward(scores, P, B * H * S, T);
+  trace(`${prefix}:attn_probs`, [B, H, S, T], P);
+  if (keys.naive !== undefined) naiveOutput(dm, B, S, T, P, keys.naive, O);
+  else absorbedOutput(dm, B, S, T, P, keys.latent!, w.kv_b_proj.data, O);
+  // u = o_proj(flatten_{h,j} o): o flattened at index h·V + j
+  const oFlat = toTokenMajor(O, B, H, S, V);
+  trace(`${prefix}:o`, [B, S, H * V], oFlat);
+  return oFlat;
 }
 
 /**
@@ -268,11 +297,9 @@ function keyPath(
  */
 export function mlaBackward(config: ModelConfig, w: MLAWeights, grads: MLAWeights, saved: MLASaved, dout: FloatArray): FloatArray {
   const dtype = dtypeOf(dout);
-  const k = kernelsFor(dtype);
   const { d, H, n, R, V, C, qr, qk } = dimsOf(config);
-  const { B, S, startPos, rope, x, P, qNope, qPe, kNope, kPe, Vh } = saved;
+  const { B, S, startPos, rope, x } = saved;
   const N = B * S;
-  const T = S;
   if (dout.length !== N * d) throw new ShapeError(`mlaBackward: dout has ${dout.length} elements, expected B·S·d = ${B}·${S}·${d}`);
   checkMLAWeights(config, w, dtype, 'weights');
   checkMLAWeights(config, grads, dtype, 'gradients');
@@ -282,38 +309,9 @@ export function mlaBackward(config: ModelConfig, w: MLAWeights, grads: MLAWeight
   // u = oFlat·W_oᵀ:  dW_o += duᵀ·oFlat;  doFlat = du·W_o
   const site = (proj: string): LinearSite | undefined => projSite(saved.gemm, saved.prefix, proj);
   const doFlat = linearBackward(saved.oFlat, w.o_proj.data, dout, grads.o_proj.data, N, d, H * V, undefined, site('o_proj'));
-  const dO = allocate(dtype, N * H * V); // [B, H, S, V]
-  copyBlocks(tokenMajor(doFlat, 0, V, H, S), headMajor(dO, 0, V, H, S), B, H, S, V);
 
-  // o = P·v:  dP = dO·vᵀ;  dv = Pᵀ·dO   (per (b, h))
-  const dP = allocate(dtype, B * H * S * T);
-  k.matmulBatched('nt', dO, Vh, dP, B * H, S, T, V);
-  const dVh = allocate(dtype, B * H * T * V);
-  k.matmulBatched('tn', P, dO, dVh, B * H, T, V, S);
-
-  // P = softmax(A), A = τ·(q_nope·k_nopeᵀ + q_pe·k_peᵀ) + mask:  dA = softmaxᵀ(dP) (0 where masked, P = 0 there), then ·τ
-  const dA = allocate(dtype, B * H * S * T);
-  k.softmaxBackward(P, dP, dA, B * H * S, T);
-  k.scale(dA, tau, dA.length);
-  // per (b, h): dq_nope = dA·k_nope, dk_nope = dAᵀ·q_nope
-  const dqNope = allocate(dtype, N * H * n); // [B, H, S, n]
-  k.matmulBatched('nn', dA, kNope, dqNope, B * H, S, n, T);
-  const dkNope = allocate(dtype, N * H * n); // [B, H, T, n]
-  k.matmulBatched('tn', dA, qNope, dkNope, B * H, T, n, S);
-  // k_pe is shared by the heads: per b, with rows (h, s) of dA as one [H·S, T] matrix,
-  // dq_pe = dA·k_pe and dk_pe = dAᵀ·q_pe (the sum over heads is part of the reduction)
-  const dqPe = allocate(dtype, N * H * R); // [B, H, S, R]
-  const dkPe = allocate(dtype, N * R); // [B, T, R]
-  for (let b = 0; b < B; b++) {
-    const dAb = dA.subarray(b * H * S * T, (b + 1) * H * S * T);
-    k.matmul('nn', dAb, kPe.subarray(b * T * R, (b + 1) * T * R), dqPe.subarray(b * H * S * R, (b + 1) * H * S * R), H * S, R, T);
-    k.matmul('tn', dAb, qPe.subarray(b * H * S * R, (b + 1) * H * S * R), dkPe.subarray(b * T * R, (b + 1) * T * R), T, R, H * S);
-  }
-
-  // back to kv [B, S, H, n+V], head h = [k_nope | v]
-  const dkv = allocate(dtype, N * H * (n + V));
-  copyBlocks(headMajor(dkNope, 0, n, H, T), tokenMajor(dkv, 0, n + V, H, T), B, H, T, n);
-  copyBlocks(headMajor(dVh, 0, V, H, T), tokenMajor(dkv, n, n + V, H, T), B, H, T, V);
+  // the attention core: o = softmax(τ·(q_nope·k_nopeᵀ + q_pe·k_peᵀ) + mask)·v per head, k_pe shared by the heads
+  const { dqNope, dqPe, dkv, dkPe } = attentionCoreBackward(dimsOf(config), B, S, tau, saved, doFlat);
 
   // kv = ĉ·W_kvbᵀ:  dW_kvb += dkvᵀ·ĉ;  dĉ = dkv·W_kvb
   const dcHat = linearBackward(saved.cHat, w.kv_b_proj.data, dkv, grads.kv_b_proj.data, N, H * (n + V), C, undefined, site('kv_b_proj'));
