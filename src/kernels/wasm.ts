@@ -4,6 +4,7 @@ import type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
 import { WasmArena } from './wasm_arena.js';
 import type { Fp8Kernels } from './fp8_js.js';
 import { makeWasmFp8, type Fp8Exports } from './wasm_fp8.js';
+import { makeWasmAttention, type AttentionExports } from './wasm_attention.js';
 import {
   WASM_RELAXED_SIMD_BASE64,
   WASM_RELAXED_SIMD_SHARED_BASE64,
@@ -186,6 +187,9 @@ interface WasmExports {
   add(a: number, b: number, out: number, n: number): void;
   scale(x: number, alpha: number, n: number): void;
   axpy(alpha: number, x: number, y: number, n: number): void;
+  attentionForward(desc: number, u0: number, u1: number): void;
+  attentionBackward(desc: number, u0: number, u1: number): void;
+  ATTENTION_MAX_WIDTH: WebAssembly.Global;
 }
 
 // The wasm build is f32-only: an f64 array is a caller error, never silently run in js.
@@ -315,6 +319,11 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
     releaseResident: (x: Float32Array) => arena.releaseResident(f32(x, 'x', 'releaseResident')),
     ownsResident: (x: Float32Array) => x instanceof Float32Array && arena.ownsResident(x),
     fp8: makeWasmFp8(ex as unknown as Fp8Exports, arena, name),
+    // fused attention: whole units ((b, h) or b) per thread
+    ...makeWasmAttention(ex as AttentionExports, arena, (fn, desc, total) => {
+      if (pool && total > 1) pool.ranges({ fn, args: [desc], total, granule: 1 });
+      else ex[fn](desc, 0, total);
+    }),
 
     matmul<T extends FloatArray>(layout: MatmulLayout, a: T, b: T, c: T, m: number, n: number, k: number, accumulate = false): void {
       matmulBatched(layout, a, b, c, 1, m, n, k, accumulate, 0);
