@@ -391,18 +391,26 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
       const K = 'rope';
       if (dim % 2 !== 0) throw new ShapeError(`${K}: row width ${dim} is odd; RoPE rotates pairs`);
       need(pos, rows, 'pos', K);
+      let minPos = Infinity;
       let maxPos = -1;
       for (let r = 0; r < rows; r++) {
         if (pos[r]! < 0) throw new InputError(`${K} row ${r}: negative position ${pos[r]}`);
+        minPos = Math.min(minPos, pos[r]!);
         maxPos = Math.max(maxPos, pos[r]!);
       }
-      // only the table rows up to the largest position are copied in
-      const tableLen = (maxPos + 1) * (dim / 2);
+      // only the table rows [lo, maxPos] are passed (a decode step copies one row, not the whole table), with the
+      // positions rebased to lo: the kernel reads the same values
+      const half = dim / 2;
+      const lo = rows > 0 ? minPos : 0;
+      need(cos, (maxPos + 1) * half, 'cos', K);
+      need(sin, (maxPos + 1) * half, 'sin', K);
+      const rel = lo === 0 ? pos : Int32Array.from(pos.subarray(0, rows), (p) => p - lo);
+      const tableLen = (maxPos + 1 - lo) * half;
       const cl = call(K);
       const px = cl.input(x, 'x', rows * dim);
-      const pcos = cl.input(cos, 'cos', tableLen);
-      const psin = cl.input(sin, 'sin', tableLen);
-      const ppos = cl.ints(pos, 'pos', rows);
+      const pcos = cl.input(cos.subarray(lo * half), 'cos', tableLen);
+      const psin = cl.input(sin.subarray(lo * half), 'sin', tableLen);
+      const ppos = cl.ints(rel, 'pos', rows);
       const py = cl.output(y, 'y', rows * dim);
       cl.run(() => ex.rope(px, py, pcos, psin, ppos, rows, dim, inverse ? 1 : 0));
     },
