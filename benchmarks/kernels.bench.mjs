@@ -207,6 +207,77 @@ for (const [name, ex] of Object.entries(probeExports)) {
   log(`${pad(name, 17)} ${pad(rate.toFixed(2), 8)} ${pad(((100 * rate) / peakBefore[name]).toFixed(0) + '%', 5)}`);
 }
 
+// Threads: the 512³ GEMM on the shared-memory build with 1, 2 and min(cores, 4) threads, operands resident (no
+// copies), every layout; the issue's bar is threads = 2 ≥ 1.7× threads = 1.
+{
+  const { availableParallelism } = await import('node:os');
+  const counts = [...new Set([1, 2, Math.min(availableParallelism(), 4)])];
+  const variant = support.relaxedSimd ? 'relaxed-simd' : 'simd';
+  const n = 512;
+  const pools = [];
+  for (const threads of counts) pools.push(await loadWasmKernels({ variant, threads, resident: true }));
+  log(`\nthreads (wasm-${variant}, shared memory, operands resident): 512³ GEMM GFLOP/s from the ${stat} latency, and × one thread`);
+  report.threads = [];
+  let worst2 = Infinity;
+  for (const layout of layouts) {
+    const rates = [];
+    for (const K of pools) {
+      const a = K.resident(randomF32(n * n, 11));
+      const b = K.resident(randomF32(n * n, 12));
+      const c = K.resident(new Float32Array(n * n));
+      rates.push((2 * n ** 3) / (await timeIt(`${layout} ${K.threads} threads`, () => K.matmul(layout, a, b, c, n, n, n), 6e-3)) / 1e9);
+    }
+    const row = Object.fromEntries(pools.map((K, i) => [K.threads, rates[i]]));
+    report.threads.push({ layout, gflopsByThreads: row });
+    const i2 = pools.findIndex((K) => K.threads === 2);
+    if (i2 >= 0) worst2 = Math.min(worst2, rates[i2] / rates[0]);
+    log(`${layout}: ${pools.map((K, i) => `${K.threads} thread${K.threads === 1 ? '' : 's'} ${rates[i].toFixed(1)} (${(rates[i] / rates[0]).toFixed(2)}×)`).join(', ')}`);
+  }
+  if (Number.isFinite(worst2)) {
+    report.bar_threads2 = { minSpeedup: worst2, target: 1.7, pass: worst2 >= 1.7 };
+    log(`bar: threads = 2 ≥ 1.7× threads = 1 on the 512³ GEMM: min ${worst2.toFixed(2)}× ${worst2 >= 1.7 ? 'PASS' : 'FAIL'}`);
+  }
+
+  // Fused causal attention (bench preset training shape: B 4, H 8, S = T = 128, d1 = n 32, d2 = R 32, dv = V 32)
+  // against the unfused kernels it replaces (batched Q·Kᵀ, the RoPE part, τ and mask, softmax, P·V), 1 thread, and
+  // the fused kernel on every thread count.
+  const B = 4, H = 8, S = 128, d1 = 32, d2 = 32, dv = 32;
+  const K1 = pools[0];
+  const res = (len, seed) => K1.resident(randomF32(len, seed));
+  const q1 = res(B * H * S * d1, 21), q2 = res(B * H * S * d2, 22), k1 = res(B * H * S * d1, 23), k2 = res(B * S * d2, 24), v = res(B * H * S * dv, 25);
+  const hm = (data, w) => ({ data, off: 0, sb: H * S * w, sh: S * w, ss: w });
+  const shape = { B, H, S, T: S, d1, d2, dv, tau: 0.125, offset: 0 };
+  const x = { q1: hm(q1, d1), q2: hm(q2, d2), k1: hm(k1, d1), k2: { data: k2, off: 0, sb: S * d2, sh: 0, ss: d2 }, v: hm(v, dv) };
+  const scores = K1.resident(new Float32Array(B * H * S * S));
+  const out = K1.resident(new Float32Array(B * H * S * dv));
+  const unfused = () => {
+    K1.matmulBatched('nt', q1, k1, scores, B * H, S, S, d1);
+    for (let b = 0; b < B; b++) K1.matmul('nt', q2.subarray(b * H * S * d2, (b + 1) * H * S * d2), k2.subarray(b * S * d2, (b + 1) * S * d2), scores.subarray(b * H * S * S, (b + 1) * H * S * S), H * S, S, d2, true);
+    for (let r = 0; r < B * H * S; r++) {
+      const s = r % S;
+      const row = scores.subarray(r * S, (r + 1) * S);
+      for (let t = 0; t <= s; t++) row[t] *= 0.125;
+      row.fill(-Infinity, s + 1);
+    }
+    K1.softmaxForward(scores, scores, B * H * S, S);
+    K1.matmulBatched('nn', scores, v, out, B * H, S, dv, S);
+  };
+  const tUnfused = await timeIt('unfused attention', unfused, 3e-3);
+  const fusedMs = [];
+  for (const K of pools) {
+    const o = { data: K.resident(new Float32Array(B * H * S * dv)), off: 0, sb: H * S * dv, sh: S * dv, ss: dv };
+    const st = K.resident(new Float32Array(2 * B * H * S));
+    const xK = Object.fromEntries(Object.entries(x).map(([k, vw]) => [k, { ...vw, data: K.resident(vw.data) }]));
+    fusedMs.push(await timeIt(`fused attention ${K.threads}`, () => K.attentionForward(shape, xK, o, st), 1e-3));
+  }
+  report.attention = { unfusedMs: tUnfused * 1e3, fusedMsByThreads: Object.fromEntries(pools.map((K, i) => [K.threads, fusedMs[i] * 1e3])) };
+  log(
+    `causal attention forward B4 H8 S=T=128 (32+32 | 32): unfused kernels ${(tUnfused * 1e3).toFixed(2)} ms (1 thread); fused ` +
+      pools.map((K, i) => `${(fusedMs[i] * 1e3).toFixed(2)} ms (${K.threads} thread${K.threads === 1 ? '' : 's'}, ${(tUnfused / fusedMs[i]).toFixed(2)}×)`).join(', '),
+  );
+  for (const K of pools) K.close();
+}
+
 // Other kernels: elements (or rows×cols) per second, js vs wasm, same inputs.
 log(`\nother kernels (M elements/s from the ${stat} latency); rows × cols = 64 × 4096, n = 262144`);
 const rows = 64;
