@@ -28,7 +28,9 @@ const F_OFFSET = 7;
 const F_TAU = 8; // f32 bits
 const F_STATS = 9; // byte address of (m, l) per query row, [B, H, S, 2]
 const F_GROUPED = 10; // 1: units are batch rows with all H·S query rows (keys shared by the heads)
-const F_OPS = 12; // operand o: fields F_OPS + 4·o = byte address, then the element strides sb, sh, ss
+const F_CHUNK = 11; // > 0: the forward splits the keys into chunks of this many (flash-decoding), see attentionCombine
+const F_PARTIAL = 12; // byte address of the chunks' partial results, [units, chunks, rows, dv + 2]
+const F_OPS = 14; // operand o: fields F_OPS + 4·o = byte address, then the element strides sb, sh, ss
 
 const Q1 = 0;
 const Q2 = 1;
@@ -336,11 +338,6 @@ function statIndex(desc: usize, i: i32): usize {
   return (<usize>(rB * H + h) * <usize>S + <usize>s) * 2;
 }
 
-/** Number of units of a call: B·H, or B when the keys are shared by the heads. */
-export function attentionUnits(desc: usize): i32 {
-  return field(desc, F_GROUPED) != 0 ? field(desc, F_B) : field(desc, F_B) * field(desc, F_H);
-}
-
 /** Rows per unit: S, or H·S when the keys are shared by the heads. */
 function unitRows(desc: usize): i32 {
   return field(desc, F_GROUPED) != 0 ? field(desc, F_H) * field(desc, F_S) : field(desc, F_S);
@@ -366,64 +363,172 @@ function scoreTile(desc: usize, hk: i32, t0: i32, nt: i32, zero: usize, tile: us
   }
 }
 
+// The running (m, l) of the block's 4 rows after blockSoftmax (globals, per instance like the rows).
+let bm0: f32 = 0, bm1: f32 = 0, bm2: f32 = 0, bm3: f32 = 0;
+let bl0: f64 = 0, bl1: f64 = 0, bl2: f64 = 0, bl3: f64 = 0;
+
 /**
- * Forward over units [u0, u1): o = softmax(τ·(q1·k1ᵀ + q2·k2ᵀ) + causal mask)·v per query row, and (m, l) per row:
- * m the largest visible scaled score, l = Σ_t exp(score − m) (accumulated in f64, stored f32). A query row with no
- * visible key is not allowed (the JS side checks offset ≥ 0).
+ * Online softmax of the current block's rows over keys [k0, min(k1, rLmax)): o0..o3 (zeroed here) receive
+ * Σ_t exp(score − m)·v[t], rescaled by α = exp(m_old − m_new) whenever a row's max grows; (m, l) are left in
+ * bm*, bl* (m = −∞, l = 0 for a row that sees none of these keys).
  */
-export function attentionForward(desc: usize, u0: i32, u1: i32): void {
+function blockSoftmax(desc: usize, hk: i32, k0: i32, k1: i32, dv: i32, o0: usize, o1: usize, o2: usize, o3: usize, zero: usize, tile: usize): void {
+  memory.fill(o0, 0, <usize>dv * 4);
+  memory.fill(o1, 0, <usize>dv * 4);
+  memory.fill(o2, 0, <usize>dv * 4);
+  memory.fill(o3, 0, <usize>dv * 4);
+  let m0: f32 = -Infinity, m1: f32 = -Infinity, m2: f32 = -Infinity, m3: f32 = -Infinity;
+  let l0: f64 = 0, l1: f64 = 0, l2: f64 = 0, l3: f64 = 0;
+  const end = min(k1, rLmax);
+  for (let t0 = k0; t0 < end; t0 += KB) {
+    const nt = min(KB, end - t0);
+    scoreTile(desc, hk, t0, nt, zero, tile);
+    // per row: new max, rescale factor α = exp(m_old − m_new), p = exp(score − m_new) (0 where masked)
+    let a0: f32 = 1, a1: f32 = 1, a2: f32 = 1, a3: f32 = 1;
+    for (let i = 0; i < QB; i++) {
+      const row = tile + <usize>(i * KB) * 4;
+      const vis = max(0, min(nt, rowLimit(i) - t0));
+      let m: f32 = i == 0 ? m0 : i == 1 ? m1 : i == 2 ? m2 : m3;
+      let a: f32 = 1;
+      let sum: f64 = 0;
+      if (vis > 0) {
+        let mx: f32 = -Infinity;
+        for (let t = 0; t < vis; t++) mx = max(mx, load<f32>(row + <usize>t * 4));
+        const mNew = max(m, mx);
+        a = f32x4.extract_lane(exp4(f32x4.splat(m - mNew)), 0);
+        m = mNew;
+        sum = expRow(row, vis, m);
+      }
+      for (let t = vis; t < nt; t++) store<f32>(row + <usize>t * 4, 0);
+      if (i == 0) { m0 = m; a0 = a; l0 = l0 * <f64>a + sum; }
+      else if (i == 1) { m1 = m; a1 = a; l1 = l1 * <f64>a + sum; }
+      else if (i == 2) { m2 = m; a2 = a; l2 = l2 * <f64>a + sum; }
+      else { m3 = m; a3 = a; l3 = l3 * <f64>a + sum; }
+    }
+    rowsFromKeys(tile, nt, rowAddr(desc, VV, rB, hk, t0), rowStride(desc, VV), dv, o0, o1, o2, o3, a0, a1, a2, a3);
+  }
+  bm0 = m0; bm1 = m1; bm2 = m2; bm3 = m3;
+  bl0 = l0; bl1 = l1; bl2 = l2; bl3 = l3;
+}
+
+/** Key chunks of a split forward (0: not split). */
+function chunkCount(desc: usize): i32 {
+  const chunk = field(desc, F_CHUNK);
+  return chunk > 0 ? (field(desc, F_T) + chunk - 1) / chunk : 0;
+}
+
+/**
+ * Forward: o = softmax(τ·(q1·k1ᵀ + q2·k2ᵀ) + causal mask)·v per query row, and (m, l) per row: m the largest visible
+ * scaled score, l = Σ_t exp(score − m) (accumulated in f64, stored f32). A query row with no visible key is not
+ * allowed (the JS side checks offset ≥ 0). Not split: work items [w0, w1) are units. Split into key chunks
+ * (flash-decoding, for few query rows over many keys): item w is chunk w % chunks of unit w / chunks, whose
+ * normalised partial output and (m, l) go to the partial buffer; attentionCombine then merges the chunks in order.
+ * Either way each item is computed whole by one caller, so the thread count changes no bit.
+ */
+export function attentionForward(desc: usize, w0: i32, w1: i32): void {
   const dv = field(desc, F_DV);
   const stats = <usize>field(desc, F_STATS);
   const rows = unitRows(desc);
   const grouped = field(desc, F_GROUPED) != 0;
   const H = field(desc, F_H);
+  const chunks = chunkCount(desc);
+  const chunk = field(desc, F_CHUNK);
+  const partial = <usize>field(desc, F_PARTIAL);
   const tile = scratchBase();
   const zero = tile + 2 * TILE_BYTES;
   const sink = zero + <usize>ATTENTION_MAX_WIDTH * 4;
   memory.fill(zero, 0, <usize>ATTENTION_MAX_WIDTH * 4);
-  for (let u = u0; u < u1; u++) {
+  for (let w = w0; w < w1; w++) {
+    const u = chunks > 0 ? w / chunks : w;
+    const k0 = chunks > 0 ? (w % chunks) * chunk : 0;
+    const k1 = chunks > 0 ? k0 + chunk : field(desc, F_T);
     const hk = grouped ? 0 : u % H;
     for (let rb = 0; rb < rows; rb += QB) {
       blockRows(desc, u, rb);
-      const o0 = blockRow(desc, OO, 0, sink), o1 = blockRow(desc, OO, 1, sink);
-      const o2 = blockRow(desc, OO, 2, sink), o3 = blockRow(desc, OO, 3, sink);
-      memory.fill(o0, 0, <usize>dv * 4);
-      memory.fill(o1, 0, <usize>dv * 4);
-      memory.fill(o2, 0, <usize>dv * 4);
-      memory.fill(o3, 0, <usize>dv * 4);
-      let m0: f32 = -Infinity, m1: f32 = -Infinity, m2: f32 = -Infinity, m3: f32 = -Infinity;
-      let l0: f64 = 0, l1: f64 = 0, l2: f64 = 0, l3: f64 = 0;
-      for (let t0 = 0; t0 < rLmax; t0 += KB) {
-        const nt = min(KB, rLmax - t0);
-        scoreTile(desc, hk, t0, nt, zero, tile);
-        // online softmax per row: new max, rescale factor α = exp(m_old − m_new), p = exp(score − m_new) (0 where masked)
-        let a0: f32 = 1, a1: f32 = 1, a2: f32 = 1, a3: f32 = 1;
-        for (let i = 0; i < QB; i++) {
-          const row = tile + <usize>(i * KB) * 4;
-          const vis = max(0, min(nt, rowLimit(i) - t0));
-          let m: f32 = i == 0 ? m0 : i == 1 ? m1 : i == 2 ? m2 : m3;
-          let a: f32 = 1;
-          let sum: f64 = 0;
-          if (vis > 0) {
-            let mx: f32 = -Infinity;
-            for (let t = 0; t < vis; t++) mx = max(mx, load<f32>(row + <usize>t * 4));
-            const mNew = max(m, mx);
-            a = f32x4.extract_lane(exp4(f32x4.splat(m - mNew)), 0);
-            m = mNew;
-            sum = expRow(row, vis, m);
-          }
-          for (let t = vis; t < nt; t++) store<f32>(row + <usize>t * 4, 0);
-          if (i == 0) { m0 = m; a0 = a; l0 = l0 * <f64>a + sum; }
-          else if (i == 1) { m1 = m; a1 = a; l1 = l1 * <f64>a + sum; }
-          else if (i == 2) { m2 = m; a2 = a; l2 = l2 * <f64>a + sum; }
-          else { m3 = m; a3 = a; l3 = l3 * <f64>a + sum; }
-        }
-        rowsFromKeys(tile, nt, rowAddr(desc, VV, rB, hk, t0), rowStride(desc, VV), dv, o0, o1, o2, o3, a0, a1, a2, a3);
+      if (chunks > 0) {
+        // partial row r of item w: [o (dv) | m | l]
+        const pr = partial + <usize>(w * rows + rb) * <usize>(dv + 2) * 4;
+        const ps = <usize>(dv + 2) * 4;
+        const p0 = pr, p1 = rN > 1 ? pr + ps : sink, p2 = rN > 2 ? pr + 2 * ps : sink, p3 = rN > 3 ? pr + 3 * ps : sink;
+        blockSoftmax(desc, hk, k0, k1, dv, p0, p1, p2, p3, zero, tile);
+        finishPartial(0, p0, dv, bm0, bl0);
+        finishPartial(1, p1, dv, bm1, bl1);
+        finishPartial(2, p2, dv, bm2, bl2);
+        finishPartial(3, p3, dv, bm3, bl3);
+      } else {
+        const o0 = blockRow(desc, OO, 0, sink), o1 = blockRow(desc, OO, 1, sink);
+        const o2 = blockRow(desc, OO, 2, sink), o3 = blockRow(desc, OO, 3, sink);
+        blockSoftmax(desc, hk, k0, k1, dv, o0, o1, o2, o3, zero, tile);
+        finishRow(desc, 0, o0, dv, bm0, bl0, stats);
+        finishRow(desc, 1, o1, dv, bm1, bl1, stats);
+        finishRow(desc, 2, o2, dv, bm2, bl2, stats);
+        finishRow(desc, 3, o3, dv, bm3, bl3, stats);
       }
-      finishRow(desc, 0, o0, dv, m0, l0, stats);
-      finishRow(desc, 1, o1, dv, m1, l1, stats);
-      finishRow(desc, 2, o2, dv, m2, l2, stats);
-      finishRow(desc, 3, o3, dv, m3, l3, stats);
+    }
+  }
+}
+
+// A chunk's row: o ← o / l (0 where the row sees no key of the chunk), then m and l after it.
+function finishPartial(i: i32, p: usize, dv: i32, m: f32, l: f64): void {
+  if (i >= rN) return;
+  const lf = <f32>l;
+  if (lf > 0) {
+    const vl = f32x4.splat(lf);
+    let j = 0;
+    for (; j + 4 <= dv; j += 4) v128.store(p + <usize>j * 4, f32x4.div(v128.load(p + <usize>j * 4), vl));
+    for (; j < dv; j++) store<f32>(p + <usize>j * 4, load<f32>(p + <usize>j * 4) / lf);
+  }
+  store<f32>(p + <usize>dv * 4, m);
+  store<f32>(p + <usize>dv * 4, lf, 4);
+}
+
+/**
+ * Merges the key chunks of a split forward for units [u0, u1), chunks in order: m = max_c m_c,
+ * l = Σ_c l_c·exp(m_c − m) (f64), o = Σ_c (l_c·exp(m_c − m)/l)·o_c; writes o and (m, l) as the unsplit forward does.
+ */
+export function attentionCombine(desc: usize, u0: i32, u1: i32): void {
+  const dv = field(desc, F_DV);
+  const stats = <usize>field(desc, F_STATS);
+  const rows = unitRows(desc);
+  const chunks = chunkCount(desc);
+  const partial = <usize>field(desc, F_PARTIAL);
+  const ps = <usize>(dv + 2) * 4;
+  const sink = scratchBase() + 2 * TILE_BYTES + <usize>ATTENTION_MAX_WIDTH * 4;
+  for (let u = u0; u < u1; u++) {
+    for (let rb = 0; rb < rows; rb += QB) {
+      blockRows(desc, u, rb);
+      for (let i = 0; i < rN; i++) {
+        const r = rb + i;
+        // partial row of (u, c, r)
+        const p0 = partial + <usize>(u * chunks * rows + r) * ps;
+        const pc = <usize>rows * ps;
+        let m: f32 = -Infinity;
+        for (let c = 0; c < chunks; c++) {
+          const p = p0 + <usize>c * pc;
+          if (load<f32>(p + <usize>dv * 4, 4) > 0) m = max(m, load<f32>(p + <usize>dv * 4));
+        }
+        let l: f64 = 0;
+        for (let c = 0; c < chunks; c++) {
+          const p = p0 + <usize>c * pc;
+          const lc = load<f32>(p + <usize>dv * 4, 4);
+          if (lc > 0) l += <f64>lc * <f64>f32x4.extract_lane(exp4(f32x4.splat(load<f32>(p + <usize>dv * 4) - m)), 0);
+        }
+        const o = blockRow(desc, OO, i, sink);
+        memory.fill(o, 0, <usize>dv * 4);
+        for (let c = 0; c < chunks; c++) {
+          const p = p0 + <usize>c * pc;
+          const lc = load<f32>(p + <usize>dv * 4, 4);
+          if (!(lc > 0)) continue;
+          const wc = <f32>(<f64>lc * <f64>f32x4.extract_lane(exp4(f32x4.splat(load<f32>(p + <usize>dv * 4) - m)), 0) / l);
+          const vw = f32x4.splat(wc);
+          let j = 0;
+          for (; j + 4 <= dv; j += 4) v128.store(o + <usize>j * 4, madd(vw, v128.load(p + <usize>j * 4), v128.load(o + <usize>j * 4)));
+          for (; j < dv; j++) store<f32>(o + <usize>j * 4, load<f32>(o + <usize>j * 4) + wc * load<f32>(p + <usize>j * 4));
+        }
+        const k = stats + statIndex(desc, i) * 4;
+        store<f32>(k, m);
+        store<f32>(k, <f32>l, 4);
+      }
     }
   }
 }

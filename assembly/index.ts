@@ -6,7 +6,7 @@ export { matmul, matmulColumns, setMatmulScratch, MATMUL_SCRATCH_BYTES, LAYOUT_N
 export { softmaxForward, softmaxBackward, rmsnormForward, rmsnormBackward, crossEntropyForward, crossEntropyBackward } from './rowops';
 export { swigluForward, swigluBackward, rope, adamw, add, scale, axpy } from './elementwise';
 export { expKernel } from './vmath';
-export { attentionForward, attentionBackward, attentionUnits, ATTENTION_MAX_WIDTH } from './attention';
+export { attentionForward, attentionBackward, attentionCombine, ATTENTION_MAX_WIDTH } from './attention';
 export { roundBF16, actQuant, weightDequant, fp8Gemm } from './fp8';
 
 /** First free byte after the static data (the matmul packing buffers); 16-byte aligned. */

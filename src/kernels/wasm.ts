@@ -188,6 +188,7 @@ interface WasmExports {
   scale(x: number, alpha: number, n: number): void;
   axpy(alpha: number, x: number, y: number, n: number): void;
   attentionForward(desc: number, u0: number, u1: number): void;
+  attentionCombine(desc: number, u0: number, u1: number): void;
   attentionBackward(desc: number, u0: number, u1: number): void;
   ATTENTION_MAX_WIDTH: WebAssembly.Global;
 }

@@ -15,18 +15,30 @@ import type { WasmArena } from './wasm_arena.js';
 /** The exports of assembly/attention.ts. */
 export interface AttentionExports {
   attentionForward(desc: number, u0: number, u1: number): void;
+  attentionCombine(desc: number, u0: number, u1: number): void;
   attentionBackward(desc: number, u0: number, u1: number): void;
   ATTENTION_MAX_WIDTH: WebAssembly.Global;
 }
 
 /** Runs `fn(desc, lo, hi)` over a split of the units [0, total): on the pool's threads, or on this thread alone. */
-export type UnitRunner = (fn: 'attentionForward' | 'attentionBackward', desc: number, total: number) => void;
+export type UnitRunner = (fn: 'attentionForward' | 'attentionCombine' | 'attentionBackward', desc: number, total: number) => void;
 
 // the record's fields (assembly/attention.ts)
 const F_TAU = 8;
 const F_STATS = 9;
 const F_GROUPED = 10;
-const F_OPS = 12;
+const F_CHUNK = 11;
+const F_PARTIAL = 12;
+const F_OPS = 14;
+
+/**
+ * Flash-decoding: a forward with at most SPLIT_MAX_ROWS query rows per unit over at least 2·SPLIT_CHUNK keys (decode,
+ * short chunks over a long cache) is split into chunks of SPLIT_CHUNK keys, computed as separate work items (so
+ * threads share one unit's keys) and merged in chunk order. The split depends on the shape only, never on the thread
+ * count.
+ */
+const SPLIT_CHUNK = 256;
+const SPLIT_MAX_ROWS = 64;
 const OPERANDS = 12;
 
 type Direction = 'in' | 'out' | 'inout';
@@ -71,7 +83,9 @@ export function makeWasmAttention(ex: AttentionExports, arena: WasmArena, runUni
   const f32 = new Float32Array(1);
   const i32 = new Int32Array(f32.buffer);
 
-  function describe(kernel: string, shape: AttentionShape, grouped: boolean, views: (AttnOperand | null)[], rows: number[], widths: number[], dirs: Direction[], stats: FloatArray, statsDir: Direction) {
+  let partial = new Float32Array(0);
+
+  function describe(kernel: string, shape: AttentionShape, grouped: boolean, views: (AttnOperand | null)[], rows: number[], widths: number[], dirs: Direction[], stats: FloatArray, statsDir: Direction, split: { chunk: number; floats: number } | null) {
     const { B, H, S, d1, d2, dv } = shape;
     if (Math.max(d1, d2, dv) > maxWidth) throw new ShapeError(`${kernel}: row width ${Math.max(d1, d2, dv)} exceeds the wasm kernel's ${maxWidth}`);
     const placement = new Placement();
@@ -81,12 +95,20 @@ export function makeWasmAttention(ex: AttentionExports, arena: WasmArena, runUni
     placement.need(stats, 2 * B * H * S, statsDir);
     arena.begin();
     placement.place(arena);
+    // the chunks' partial results: scratch in wasm memory (declared as an output of a reused array)
+    let partialPtr = 0;
+    if (split !== null) {
+      if (partial.length < split.floats) partial = new Float32Array(split.floats);
+      partialPtr = arena.output(partial, split.floats);
+    }
     const desc = new Int32Array(F_OPS + 4 * OPERANDS);
     desc.set([B, H, S, shape.T, d1, d2, dv, shape.offset]);
     f32[0] = shape.tau;
     desc[F_TAU] = i32[0]!;
     desc[F_STATS] = placement.ptr(stats);
     desc[F_GROUPED] = grouped ? 1 : 0;
+    desc[F_CHUNK] = split?.chunk ?? 0;
+    desc[F_PARTIAL] = partialPtr;
     views.forEach((x, o) => {
       if (x === null || widths[o] === 0) return;
       desc.set([placement.ptr(x.data) + 4 * x.off, x.sb, x.sh, x.ss], F_OPS + 4 * o);
@@ -99,8 +121,15 @@ export function makeWasmAttention(ex: AttentionExports, arena: WasmArena, runUni
       const K = 'attentionForward';
       const plan = checkAttention(K, shape, x, o, stats);
       const { S, T, d1, d2, dv } = shape;
-      const pdesc = describe(K, shape, plan.grouped, [x.q1, x.q2, x.k1, x.k2, x.v, o], [S, S, T, T, T, S], [d1, d2, d1, d2, dv, dv], ['in', 'in', 'in', 'in', 'in', 'out'], stats, 'out');
-      arena.run(() => runUnits(K, pdesc, plan.units));
+      const rowsPerUnit = plan.grouped ? shape.H * S : S;
+      const chunks = rowsPerUnit <= SPLIT_MAX_ROWS && T >= 2 * SPLIT_CHUNK ? Math.ceil(T / SPLIT_CHUNK) : 0;
+      const split = chunks > 0 ? { chunk: SPLIT_CHUNK, floats: plan.units * chunks * rowsPerUnit * (dv + 2) } : null;
+      const pdesc = describe(K, shape, plan.grouped, [x.q1, x.q2, x.k1, x.k2, x.v, o], [S, S, T, T, T, S], [d1, d2, d1, d2, dv, dv], ['in', 'in', 'in', 'in', 'in', 'out'], stats, 'out', split);
+      arena.run(() => {
+        if (chunks === 0) return runUnits(K, pdesc, plan.units);
+        runUnits(K, pdesc, plan.units * chunks);
+        runUnits('attentionCombine', pdesc, plan.units);
+      });
     },
 
     attentionBackward<T extends FloatArray>(shape: AttentionShape, x: AttentionInputs<T>, o: AttnOperand<T>, stats: T, dO: AttnOperand<T>, g: AttentionGrads<T>): void {
@@ -111,7 +140,7 @@ export function makeWasmAttention(ex: AttentionExports, arena: WasmArena, runUni
       const rows = [S, S, T, T, T, S, S, S, S, T, T, T];
       const widths = [d1, d2, d1, d2, dv, dv, dv, d1, d2, d1, d2, dv];
       const dirs: Direction[] = ['in', 'in', 'in', 'in', 'in', 'in', 'in', 'inout', 'inout', 'inout', 'inout', 'inout'];
-      const pdesc = describe(K, shape, plan.grouped, views, rows, widths, dirs, stats, 'in');
+      const pdesc = describe(K, shape, plan.grouped, views, rows, widths, dirs, stats, 'in', null);
       arena.run(() => runUnits(K, pdesc, plan.units));
     },
   };

@@ -46,6 +46,14 @@ const caseArb: fc.Arbitrary<Case> = fc
     seed: r.seed,
   }));
 
+/**
+ * Few query rows over many keys: the wasm forward splits the keys into chunks of 256 (flash-decoding) when a unit has
+ * ≤ 64 query rows and T ≥ 512, and merges the chunks; decode with a long cache takes this path.
+ */
+const longCaseArb: fc.Arbitrary<Case> = fc
+  .record({ base: caseArb, S: fc.integer({ min: 1, max: 4 }), T: fc.integer({ min: 500, max: 1100 }), offset: fc.integer({ min: 0, max: 1100 }) })
+  .map(({ base, S, T, offset }) => ({ ...base, shape: { ...base.shape, S, T, offset } }));
+
 /** A [B, H, rows, width] operand in the given layout, after a few elements of padding, filled by `fill`. */
 function operand(layout: Layout, B: number, H: number, rows: number, width: number, fill: (n: number) => Float32Array, pad: number): AttnOperand<Float32Array> {
   const heads = layout === 'shared' ? 1 : H;
@@ -212,9 +220,9 @@ describe('fused attention: the wasm kernels', () => {
   });
   afterAll(() => impls.forEach((k) => k.close()));
 
-  it('forward: within the f32 error bound of the f64 twin', () => {
+  for (const [label, arb, runs] of [['', caseArb, 60], [', split into key chunks (T ≥ 512, few rows)', longCaseArb, 25]] as const) it(`forward: within the f32 error bound of the f64 twin${label}`, () => {
     fc.assert(
-      fc.property(caseArb, (c) => {
+      fc.property(arb, (c) => {
         const x = inputs(c);
         const x64 = inputsF64(x);
         const ref = outputsOf(c, (n) => new Float64Array(n));
@@ -230,10 +238,11 @@ describe('fused attention: the wasm kernels', () => {
           K.attentionForward(c.shape, x, got.o as AttnOperand<Float32Array>, got.stats as Float32Array);
           // a score error δ moves each p_t by ≤ 2δ·p_t; exp (1 ulp), the per-block rescales (T/64 + 1 of 2 roundings),
           // the f64 sum l, the division and the length-T sum of P·V add ≤ (T + 16)·u relative to Σ p|v|
+          // (the chunk merge adds one more rescale per chunk, inside the (T + 16)·u)
           expectWithin(got.o.data, ref.o.data, (i) => (2 * delta[Math.floor(i / dv)]! + (T + 16) * U32) * mag.o.data[i]! + 1e-30, `${K.name}/${K.threads} o S=${S} T=${T}`);
         }
       }),
-      { seed: SEED, numRuns: 60 },
+      { seed: SEED, numRuns: runs },
     );
   });
 
@@ -265,11 +274,11 @@ describe('fused attention: the wasm kernels', () => {
     );
   });
 
-  it('gives bit-identical results for 1, 2 and 3 threads (forward and backward)', async () => {
+  it('gives bit-identical results for 1, 2 and 3 threads (forward and backward; the key-chunked forward too)', async () => {
     const pools = [await loadWasmKernels({ variant: 'simd', threads: 1 }), await loadWasmKernels({ variant: 'simd', threads: 2 }), await loadWasmKernels({ variant: 'simd', threads: 3 })];
     try {
       fc.assert(
-        fc.property(caseArb, (c) => {
+        fc.property(fc.oneof(caseArb, longCaseArb), (c) => {
           const x = inputs(c);
           const dO = operand('head', c.shape.B, c.shape.H, c.shape.S, c.shape.dv, (n) => new TestRng(c.seed + 5).f32(n), 0);
           const runs = pools.map((K) => {
