@@ -205,6 +205,18 @@ export function defaultThreadCount(): number {
   return Math.max(1, Math.min(availableParallelism(), DEFAULT_MAX_THREADS));
 }
 
+// The process's flags without --input-type: workers inherit execArgv, and `node --input-type=module -e ...` would make
+// the eval'd (CommonJS) worker source an ES module.
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < process.execArgv.length; i++) {
+    const a = process.execArgv[i]!;
+    if (a === '--input-type') i++;
+    else if (!a.startsWith('--input-type=')) out.push(a);
+  }
+  return out;
+}
+
 /** The module's function exports in export order: a range job names its function by index into this list. */
 export function functionExports(module: WebAssembly.Module): string[] {
   return WebAssembly.Module.exports(module)
@@ -228,7 +240,7 @@ export async function createMatmulPool(module: WebAssembly.Module, memory: WebAs
   const workers: Worker[] = [];
   const ready: Promise<void>[] = [];
   for (let id = 1; id < threads; id++) {
-    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, ctrl, job: jobBuf, scratch: scratch[id - 1], id, threads } });
+    const w = new Worker(WORKER_SOURCE, { eval: true, execArgv: workerExecArgv(), workerData: { module, memory, ctrl, job: jobBuf, scratch: scratch[id - 1], id, threads } });
     ready.push(
       new Promise<void>((resolve, reject) => {
         w.once('message', () => resolve());

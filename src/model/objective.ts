@@ -75,6 +75,12 @@ export interface LossOptions extends RoutingOverride {
   actQuant?: ActQuantOptions;
   /** A Linear-site mode from the caller, e.g. LoRA dropout (TransformedModel); not with fp8-train or actQuant. */
   linearGemm?: LinearGemm;
+  /**
+   * Buffers to write the gradients into (zeroed first; returned as `grads`) instead of fresh arrays: one per weight,
+   * same name, size and dtype. A training loop passes the same ones every step, e.g. resident ones
+   * (`allocateResident`), so the weight-gradient matmuls accumulate into wasm memory without copies.
+   */
+  grads?: ModelWeights;
 }
 
 /** Routing load of one MoE layer, for the bias update (SPEC §5.2). */
@@ -143,8 +149,18 @@ export function lossAndGrads(model: DeepSeekV3, batch: TokenBatch | readonly (re
   const lap = phaseLaps(profile);
 
   const w = model.mainWeights();
-  const grads: ModelWeights = new Map();
-  for (const [name, t] of model.weights) grads.set(name, new Tensor(t.shape, allocate(dtype, t.size)));
+  const grads: ModelWeights = opts.grads ?? new Map();
+  for (const [name, t] of model.weights) {
+    if (opts.grads === undefined) {
+      grads.set(name, new Tensor(t.shape, allocate(dtype, t.size)));
+      continue;
+    }
+    const b = opts.grads.get(name);
+    if (b === undefined || b.size !== t.size || b.dtype !== dtype) {
+      throw new InputError(`lossAndGrads: opts.grads['${name}'] is ${b === undefined ? 'missing' : `${b.dtype}[${b.shape.join(', ')}]`}; the weight is ${dtype}[${t.shape.join(', ')}]`);
+    }
+    b.data.fill(0);
+  }
   lap('grads.zero');
   const g = transformerWeightsFrom(cfg, grads);
   const shared = { embed_tokens: w.embed_tokens, lm_head: w.lm_head };

@@ -1,5 +1,5 @@
 import { InputError, ShapeError } from '../errors.js';
-import { kernelsFor } from '../kernels/index.js';
+import { allocateResident, kernelsFor, releaseResident } from '../kernels/index.js';
 import { IGNORE_INDEX } from '../model/loss.js';
 import type { TokenBatch } from '../model/model.js';
 import { Tensor } from '../tensor.js';
@@ -20,6 +20,26 @@ export function countTargets(batch: TokenBatch): number {
 }
 
 /**
+ * Zeroed buffers shaped like `params` restricted to `names` (default: all), for state a training loop keeps across
+ * steps (gradients, accumulators, optimizer moments): f32 ones live in the wasm backend's memory where it is shared
+ * (`allocateResident`), so the kernels update them in place without copies. Give them back with {@link releaseBuffers}.
+ */
+export function residentBuffers(params: Map<string, Tensor>, names: readonly string[] = [...params.keys()], owner = 'residentBuffers'): Map<string, Tensor> {
+  return new Map(
+    names.map((n) => {
+      const p = params.get(n);
+      if (p === undefined) throw new InputError(`${owner}: no parameter '${n}'`);
+      return [n, new Tensor(p.shape, allocateResident(p.dtype, p.size))];
+    }),
+  );
+}
+
+/** Releases buffers from {@link residentBuffers} (their wasm memory is reused; they must not be used afterwards). */
+export function releaseBuffers(buffers: Map<string, Tensor>): void {
+  for (const t of buffers.values()) releaseResident(t.data);
+}
+
+/**
  * Gradient accumulation over micro-batches (SPEC §5.8). A micro-batch's gradient is of its
  * token-MEAN loss over N_k targets; adding it with weight N_k/N_global makes the sum the gradient
  * of the mean over the whole global batch (1/n_micro is right only when all N_k are equal).
@@ -28,13 +48,18 @@ export class GradientAccumulator {
   /** The accumulated gradients, one zeroed buffer per name. */
   readonly grads: Map<string, Tensor>;
 
-  /** Buffers shaped like `params` restricted to `names` (default: all). */
+  /** Buffers shaped like `params` restricted to `names` (default: all); resident where possible ({@link residentBuffers}). */
   constructor(params: Map<string, Tensor>, names: readonly string[] = [...params.keys()]) {
-    this.grads = new Map(names.map((n) => {
-      const p = params.get(n);
-      if (p === undefined) throw new InputError(`GradientAccumulator: no parameter '${n}'`);
-      return [n, Tensor.zeros(p.shape, p.dtype)];
-    }));
+    this.grads = residentBuffers(params, names, 'GradientAccumulator');
+  }
+
+  private released = false;
+
+  /** Gives the buffers' wasm memory back; idempotent; the accumulator must not be used afterwards. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    releaseBuffers(this.grads);
   }
 
   /** acc[name] += weight·g[name] for every accumulated name; a missing gradient counts as zero. */

@@ -1,5 +1,5 @@
 import { InputError, ShapeError } from '../errors.js';
-import { bf16Round, kernelsFor, type AdamWParams } from '../kernels/index.js';
+import { allocateResident, bf16Round, kernelsFor, releaseResident, type AdamWParams } from '../kernels/index.js';
 import { Tensor } from '../tensor.js';
 
 /**
@@ -70,6 +70,7 @@ export class AdamW {
   private m = new Map<string, Tensor>();
   private v = new Map<string, Tensor>();
   private stepCount = 0;
+  private released = false;
 
   constructor(params: Map<string, Tensor>, opts: AdamWOptions = {}) {
     this.params = params;
@@ -85,11 +86,19 @@ export class AdamW {
     const trainable = opts.trainable ?? isTrainableParameterName;
     this.names = [...params.keys()].filter(trainable);
     this.decayByName = new Map(this.names.map((n) => [n, opts.decayAll === true || params.get(n)!.shape.length >= 2]));
+    // f32 moments live in the wasm backend's memory where it is shared: the adamw kernel updates them in place
     for (const name of this.names) {
       const p = params.get(name)!;
-      this.m.set(name, Tensor.zeros(p.shape, p.dtype));
-      this.v.set(name, Tensor.zeros(p.shape, p.dtype));
+      this.m.set(name, new Tensor(p.shape, allocateResident(p.dtype, p.size)));
+      this.v.set(name, new Tensor(p.shape, allocateResident(p.dtype, p.size)));
     }
+  }
+
+  /** Gives the moments' wasm memory back (see `allocateResident`); idempotent; the optimizer must not be used afterwards. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const t of [...this.m.values(), ...this.v.values()]) releaseResident(t.data);
   }
 
   /** Number of updates done so far (1 after the first `step`). */
@@ -107,6 +116,7 @@ export class AdamW {
    * parameter must have a gradient of the same shape and precision.
    */
   step(grads: Map<string, Tensor>, lr: number): void {
+    if (this.released) throw new InputError('AdamW.step: the optimizer was released (release())');
     for (const name of this.names) {
       const g = grads.get(name);
       if (g === undefined) throw new InputError(`AdamW.step: no gradient for trainable parameter '${name}'`);

@@ -3,9 +3,9 @@
  * current lr → router-bias update from the step's summed loads → report.
  */
 import { InputError } from '../errors.js';
-import type { LossOptions, TokenBatch } from '../model/model.js';
+import { DeepSeekV3, type LossOptions, type TokenBatch } from '../model/model.js';
 import { Tensor } from '../tensor.js';
-import { GradientAccumulator, countTargets } from './accumulate.js';
+import { GradientAccumulator, countTargets, releaseBuffers, residentBuffers } from './accumulate.js';
 import { AdamW, type AdamWOptions } from './adamw.js';
 import { loadStats, updateRouterBias, type LoadStats, type RouterBiasDType } from './bias_update.js';
 import { clipGradNorm } from './clip.js';
@@ -104,6 +104,9 @@ export class Trainer {
   readonly data: TokenStream;
   private readonly opts: TrainerOptions;
   private readonly accumulator: GradientAccumulator;
+  // the gradient buffers lossAndGrads fills at every micro-batch (a DeepSeekV3 model; resident where possible)
+  private readonly gradBuffers: Map<string, Tensor> | null;
+  private released = false;
   private stepCount = 0;
   private tokenCount = 0;
 
@@ -115,6 +118,19 @@ export class Trainer {
     this.data = opts.data;
     this.optimizer = new AdamW(model.weights, opts.optimizer);
     this.accumulator = new GradientAccumulator(model.weights, this.optimizer.names);
+    this.gradBuffers = model instanceof DeepSeekV3 && opts.lossOptions?.grads === undefined ? residentBuffers(model.weights, undefined, 'Trainer') : null;
+  }
+
+  /**
+   * Gives back the wasm memory of the optimizer moments, the accumulator and the gradient buffers (resident when the
+   * f32 backend's memory is shared; otherwise nothing is held). Idempotent; the trainer cannot step afterwards.
+   */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.optimizer.release();
+    this.accumulator.release();
+    if (this.gradBuffers !== null) releaseBuffers(this.gradBuffers);
   }
 
   /** Optimizer steps done. */
@@ -145,7 +161,8 @@ export class Trainer {
     const lr = this.nextLearningRate();
     const tokensBefore = this.tokenCount;
     const gamma = scheduled(this.opts.biasGamma ?? 0.001, tokensBefore);
-    const lossOpts: LossOptions = { ...this.opts.lossOptions, mtpLambda: scheduled(this.opts.mtpLambda ?? 0.3, tokensBefore) };
+    if (this.released) throw new InputError('Trainer: trainStep after release()');
+    const lossOpts: LossOptions = { ...this.opts.lossOptions, mtpLambda: scheduled(this.opts.mtpLambda ?? 0.3, tokensBefore), ...(this.gradBuffers !== null ? { grads: this.gradBuffers } : {}) };
     const batches: TokenBatch[] = [];
     for (let k = 0; k < (this.opts.microBatches ?? 1); k++) batches.push(this.data.next());
     const targets = batches.map(countTargets);
