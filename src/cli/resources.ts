@@ -12,6 +12,7 @@ import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
+import { residentWeights } from '../kernels/index.js';
 import type { ModelConfig } from '../model/config.js';
 import { flattenTokenBatch, validateTokenIds } from '../model/embedding.js';
 import { checkMemory, checkPositions, estimateMemory, formatBytes, type Workload } from '../model/guards.js';
@@ -169,9 +170,11 @@ export function openModel(src: ModelSource, plan: (config: ModelConfig) => Model
   const limits = { maxBytes: budget, allowLongContext: flags.allowLong === true };
   if (src.preset !== undefined) {
     const weights = initWeights(config, { seed: src.seed ?? 0, dtype: src.dtype, maxBytes: budget });
+    residentWeights(weights); // f32 weights into the wasm backend's memory when it is shared: no copies per call
     return { model: new DeepSeekV3(config, weights, limits), label, warnings: [] };
   }
   const loaded = loadModel(src.model!, { dtype: src.dtype, nonFinite: flags.strict === true ? 'error' : 'warn', maxBytes: budget });
+  residentWeights(loaded.weights);
   return { model: new DeepSeekV3(loaded.config, loaded.weights, { ...limits, fp8: loaded.fp8 }), label, warnings: loaded.warnings };
 }
 

@@ -98,10 +98,17 @@ export async function loadWasmKernels(options: { variant?: WasmVariant; threads?
   return makeWasmKernels(ex, name, ex.heapBase(), null);
 }
 
-/** The default thread count: min(available cores, 4) where threads run (Node; wasm_threads_node.ts), else 1. */
+/**
+ * The default thread count: min(available cores, 4) where threads run (Node; wasm_threads_node.ts), else 1; also 1
+ * when that module is not there (a browser bundle run in Node): `backendInfo().threads` reports it.
+ */
 async function defaultThreads(): Promise<number> {
   if (!threadsAvailable()) return 1;
-  return (await importPool()).defaultThreadCount();
+  try {
+    return (await importPool()).defaultThreadCount();
+  } catch {
+    return 1;
+  }
 }
 
 // a computed specifier: bundlers for the browser do not follow it into node:worker_threads

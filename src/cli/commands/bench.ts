@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { CliUsageError } from '../errors.js';
-import { printJSON } from '../inputs.js';
+import { parsePositiveInt, printJSON } from '../inputs.js';
 
 /** Path of benchmarks/ relative to this module (dist/cli/commands or src/cli/commands). */
 function benchDirPath(): string {
@@ -101,8 +101,9 @@ export function registerBenchCommand(program: Command): void {
     .argument('[filter]', 'run (or list) only the benchmark files whose name contains this, e.g. tokenizer')
     .option('--list', 'list the benchmarks with a one-line description instead of running them')
     .option('--json', 'with --list: print the list as JSON')
-    .addHelpText('after', '\nExamples:\n  $ dsv3 bench --list\n  $ dsv3 bench tokenizer')
-    .action((filterArg: string | undefined, o: { list?: boolean; json?: boolean }) => {
+    .option('--threads <n>', 'threads of the wasm kernels in the model and kernel benchmarks (their default: 1)', parsePositiveInt('--threads'))
+    .addHelpText('after', '\nExamples:\n  $ dsv3 bench --list\n  $ dsv3 bench tokenizer\n  $ dsv3 bench model --threads 2')
+    .action((filterArg: string | undefined, o: { list?: boolean; json?: boolean; threads?: number }) => {
       const filter = filterArg ?? '';
       const dir = benchDirPath();
       const script = benchScriptPath();
@@ -122,7 +123,8 @@ export function registerBenchCommand(program: Command): void {
         return;
       }
       checkBenchDependencies(dir, entries);
-      const r = spawnSync(process.execPath, ['--expose-gc', script, ...(filter === '' ? [] : [filter])], { stdio: 'inherit' });
+      const threads = o.threads !== undefined ? ['--threads', String(o.threads)] : [];
+      const r = spawnSync(process.execPath, ['--expose-gc', script, ...(filter === '' ? [] : [filter]), ...threads], { stdio: 'inherit' });
       if (r.error) throw r.error;
       process.exitCode = r.status ?? 1;
     });

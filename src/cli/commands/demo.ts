@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { useBackend, type BackendName } from '../../kernels/index.js';
+import type { BackendName } from '../../kernels/index.js';
 import { countParameters } from '../../model/config.js';
 import { checkMemory, estimateMemory } from '../../model/guards.js';
 import { getPreset } from '../../model/presets.js';
@@ -19,7 +19,8 @@ import { EXIT } from '../errors.js';
 import { parseInteger, parseNonNegative, parsePositiveInt, printJSON } from '../inputs.js';
 import { createProgress } from '../progress.js';
 import { addGuardOptions, checkInputFile, MEMORY_OVERRIDE, memoryBudget } from '../resources.js';
-import { bundledCorpusPath, parseBackend, printAboveProgress, stopProgress } from './train.js';
+import { bundledCorpusPath, printAboveProgress, stopProgress } from './train.js';
+import { addBackendOptions, kernelsLabel, selectBackend } from '../backend.js';
 
 /** Flags of `dsv3 demo`. */
 interface DemoFlags {
@@ -30,8 +31,8 @@ interface DemoFlags {
   seed: number;
   out: string;
   backend: BackendName;
-  /** Worker threads of the wasm kernels (1 = none; bit-identical results for any count). */
-  threads: number;
+  /** Threads of the wasm kernels (undefined: the library default; bit-identical results for any count). */
+  threads?: number;
   json?: boolean;
 }
 
@@ -71,7 +72,7 @@ async function runDemoCommand(flags: DemoFlags): Promise<DemoResult> {
   const corpusBytes = checkInputFile(corpusPath, 2 ** 31 - 1, 'the bundled corpus');
   const work = { kind: 'train', batch: flags.batch, positions: flags.seq, mtp: true } as const;
   checkMemory(estimateMemory(config, 'float32', work, 5 * corpusBytes), memoryBudget(), `the demo (${DEMO_DEFAULTS.preset}, ${flags.batch}×${flags.seq} tokens per step)`, MEMORY_OVERRIDE);
-  const backend = await useBackend(flags.backend, { threads: flags.threads });
+  const backend = await selectBackend(flags);
   const corpus = new Uint8Array(readFileSync(corpusPath));
   const opts = { steps: flags.steps, batch: flags.batch, seqLen: flags.seq, lr: flags.lr, seed: flags.seed };
   const perStep = flags.batch * flags.seq;
@@ -84,7 +85,7 @@ async function runDemoCommand(flags: DemoFlags): Promise<DemoResult> {
   let layerLabels: string[] = [];
   const p = countParameters(config);
   say(`dsv3 demo: training the ${DEMO_DEFAULTS.preset} DeepSeek-V3 preset (${p.total.toLocaleString('en-US')} parameters) from scratch on ${corpusPath}`);
-  say(`  ${flags.steps} steps × ${flags.batch}×${flags.seq} bytes, MTP on (λ ${DEMO_DEFAULTS.mtpLambda}), bias balancing on (γ ${DEMO_DEFAULTS.biasGamma}), balance loss α ${DEMO_DEFAULTS.balanceAlpha}; f32 kernels: ${backend.float32}`);
+  say(`  ${flags.steps} steps × ${flags.batch}×${flags.seq} bytes, MTP on (λ ${DEMO_DEFAULTS.mtpLambda}), bias balancing on (γ ${DEMO_DEFAULTS.biasGamma}), balance loss α ${DEMO_DEFAULTS.balanceAlpha}; f32 ${kernelsLabel(backend, 'float32')}`);
   const result = runDemo(corpus, opts, {
     onStep: (s, report) => {
       if (layerLabels.length === 0) layerLabels = report.loads.map((l) => moeLayerLabel(l.biasName, config.numHiddenLayers).replace(/^layer /, 'L'));
@@ -159,10 +160,8 @@ export function registerDemoCommand(program: Command): void {
     .option('--lr <lr>', 'peak learning rate', parseNonNegative('--lr'), DEMO_DEFAULTS.lr)
     .option('--seed <n>', 'seed of the init and the data order', parseInteger('--seed'), DEMO_DEFAULTS.seed)
     .option('--out <dir>', 'output directory', 'demo-out')
-    .option('--backend <name>', 'f32 kernels: js | wasm (SIMD)', parseBackend, 'wasm' as BackendName)
-    .option('--threads <n>', 'worker threads of the wasm kernels (Node; results are bit-identical for any count)', parsePositiveInt('--threads'), 1)
     .option('--json', 'print a JSON summary on stdout (no progress bar)');
-  addGuardOptions(cmd)
+  addGuardOptions(addBackendOptions(cmd))
     .addHelpText('after', '\nExamples:\n  $ npm run demo\n  $ dsv3 demo --steps 50 --out /tmp/demo')
     .action(async (flags: DemoFlags) => {
       await runDemoCommand(flags);

@@ -12,6 +12,7 @@ import type { NumericsProfile } from '../../model/numerics.js';
 import type { RoutingOverride } from '../../model/topk.js';
 import { dtypeOption, NUMERICS_HELP, parseAttn, parseNumerics, parsePositiveInt, printJSON, readIdsFile } from '../inputs.js';
 import { addGuardOptions, openModel, printWarnings } from '../resources.js';
+import { addBackendOptions, kernelsLabel, selectBackend, type BackendFlags } from '../backend.js';
 
 /** The tensors `dsv3 forward` writes (names and layouts of issue 3 item 7). */
 function forwardOutputs(model: DeepSeekV3, ids: number[][], attn: AttnImpl, numerics: NumericsProfile, route: RoutingOverride = {}): Map<string, SafetensorsTensor> {
@@ -45,10 +46,11 @@ export function registerForwardCommand(program: Command): void {
     .option('--topk-group <g>', "groups kept per token (default: the config's topk_group)", parsePositiveInt('--topk-group'))
     .requiredOption('--out <file>', 'output safetensors file')
     .option('--json', 'print a JSON summary on stdout');
-  addGuardOptions(cmd, { weights: true, positions: true })
+  addGuardOptions(addBackendOptions(cmd), { weights: true, positions: true })
     .addHelpText('after', '\nExample:\n  dsv3 forward --model ./tiny --input ids.json --attn absorb --out out.safetensors')
-    .action((o: { model: string; input: string; attn: AttnImpl; dtype: DType; numerics: NumericsProfile; out: string; json?: boolean; topk?: number; topkGroup?: number }) => {
+    .action(async (o: { model: string; input: string; attn: AttnImpl; dtype: DType; numerics: NumericsProfile; out: string; json?: boolean; topk?: number; topkGroup?: number } & BackendFlags) => {
       const ids = readIdsFile(o.input);
+      const kernels = kernelsLabel(await selectBackend(o), o.dtype);
       const [B, T] = [ids.length, ids[0]!.length];
       const { model, warnings } = openModel({ model: o.model, dtype: o.dtype }, () => ({
         positions: { count: T, of: o.input },
@@ -58,8 +60,8 @@ export function registerForwardCommand(program: Command): void {
       printWarnings('forward', warnings);
       const tensors = forwardOutputs(model, ids, o.attn, o.numerics, { topk: o.topk, topkGroup: o.topkGroup });
       writeSafetensorsFile(o.out, tensors, { command: 'forward', attn: o.attn, dtype: o.dtype, numerics: o.numerics });
-      const summary = { out: o.out, batch: ids.length, positions: ids[0]!.length, attn: o.attn, dtype: o.dtype, numerics: o.numerics, tensors: [...tensors.keys()] };
+      const summary = { out: o.out, batch: ids.length, positions: ids[0]!.length, attn: o.attn, dtype: o.dtype, numerics: o.numerics, kernels, tensors: [...tensors.keys()] };
       if (o.json === true) printJSON(summary);
-      else process.stdout.write(`wrote ${tensors.size} tensors for ${ids.length}×${ids[0]!.length} tokens to ${o.out}\n`);
+      else process.stdout.write(`wrote ${tensors.size} tensors for ${ids.length}×${ids[0]!.length} tokens to ${o.out} (${kernels})\n`);
     });
 }

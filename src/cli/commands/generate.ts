@@ -16,6 +16,7 @@ import type { DType } from '../../tensor.js';
 import { CliUsageError } from '../errors.js';
 import { dtypeOption, NUMERICS_HELP, parseAttn, parseInteger, parseNonNegative, parseNumerics, parsePositiveInt, printJSON } from '../inputs.js';
 import { addGuardOptions, guardFlags, openModel, printWarnings } from '../resources.js';
+import { addBackendOptions, kernelsLabel, selectBackend, type BackendFlags } from '../backend.js';
 import { openTokenizer } from './tokenize.js';
 
 /** Parses `--prompt-ids`: `1,2,3`, `1 2 3` or a JSON array; an error names the first item that is not an id. */
@@ -80,7 +81,7 @@ function textCodec(tokenizer: string | undefined, modelDir: string | undefined, 
 }
 
 /** Flags of `dsv3 generate`. */
-interface GenerateFlags {
+interface GenerateFlags extends BackendFlags {
   model?: string;
   preset?: string;
   promptIds?: string;
@@ -100,12 +101,13 @@ interface GenerateFlags {
 }
 
 /** Runs `dsv3 generate`. */
-function runGenerate(o: GenerateFlags): void {
+async function runGenerate(o: GenerateFlags): Promise<void> {
   if ((o.promptIds === undefined) === (o.prompt === undefined)) throw new CliUsageError('give exactly one of --prompt-ids IDS or --prompt TEXT');
   if (o.speculative !== undefined && o.speculative !== 'mtp') throw new CliUsageError(`--speculative must be 'mtp', got '${o.speculative}'`);
   if (!(o.topP > 0 && o.topP <= 1)) throw new CliUsageError(`--top-p must be in (0, 1], got ${o.topP}`);
   if (o.tokenizer !== undefined && o.prompt === undefined) throw new CliUsageError('--tokenizer applies to --prompt TEXT');
   const ids = o.promptIds !== undefined ? parsePromptIds(o.promptIds) : null;
+  const kernels = kernelsLabel(await selectBackend(o), o.dtype);
   const allowLong = guardFlags().allowLong === true;
   const warnings: string[] = [];
   let codec: TextCodec | null = null;
@@ -144,14 +146,14 @@ function runGenerate(o: GenerateFlags): void {
     printWarnings('generate', [`stopped after ${r.tokens.length} of ${o.maxNewTokens} tokens: prompt ${prompt.length} + ${r.tokens.length} reach ${label}'s max_position_embeddings ${P} (--allow-long runs past it)`]);
   }
   const output = text !== null ? text.decode(r.tokens) : null;
-  const result = { ...r, ...(text !== null ? { prompt: o.prompt, promptIds: prompt, text: output, tokenizer: text.name } : {}), seconds, tokensPerSecond: r.tokens.length / seconds };
+  const result = { ...r, ...(text !== null ? { prompt: o.prompt, promptIds: prompt, text: output, tokenizer: text.name } : {}), seconds, tokensPerSecond: r.tokens.length / seconds, kernels };
   if (o.json === true) {
     printJSON(result);
     return;
   }
   process.stdout.write(output !== null ? `${output}\n` : `${r.tokens.join(' ')}\n`);
   const spec = r.acceptanceRate !== null ? `, acceptance ${(100 * r.acceptanceRate).toFixed(1)}% (${r.accepted}/${r.drafted})` : '';
-  process.stderr.write(`${r.tokens.length} tokens in ${seconds.toFixed(3)} s (${result.tokensPerSecond.toFixed(1)} tokens/s), KV caches ${r.cacheBytes} B${spec}\n`);
+  process.stderr.write(`${r.tokens.length} tokens in ${seconds.toFixed(3)} s (${result.tokensPerSecond.toFixed(1)} tokens/s), KV caches ${r.cacheBytes} B${spec}; ${kernels}\n`);
 }
 
 /** Registers `dsv3 generate`. */
@@ -175,7 +177,7 @@ export function registerGenerateCommand(program: Command): void {
     .option('--topk <k>', "route each token to k experts (default: the config's num_experts_per_tok)", parsePositiveInt('--topk'))
     .option('--topk-group <g>', "groups kept per token (default: the config's topk_group)", parsePositiveInt('--topk-group'))
     .option('--json', 'print a JSON result on stdout');
-  addGuardOptions(cmd, { weights: true, positions: true })
+  addGuardOptions(addBackendOptions(cmd), { weights: true, positions: true })
     .addHelpText(
       'after',
       '\nExamples:\n  $ dsv3 generate --preset tiny --prompt-ids 1,2,3 --max-new-tokens 16 --speculative mtp\n' +

@@ -13,6 +13,7 @@ import { addFp8TrainOptions, fp8TrainOptionsFromFlags, parseTrainNumericsFlag, T
 import type { Fp8TrainOptions } from '../../ops/fp8_train.js';
 import type { TrainNumerics } from '../../ops/linear.js';
 import { addGuardOptions, openModel, printWarnings } from '../resources.js';
+import { addBackendOptions, kernelsLabel, selectBackend, type BackendFlags } from '../backend.js';
 
 /** The tensors `dsv3 grad` writes: `loss` (scalar) and `grad.<name>` per weight (router bias: zeros). */
 function gradOutputs(model: DeepSeekV3, ids: number[][], train: { numerics: TrainNumerics; fp8Train?: Fp8TrainOptions } = { numerics: 'exact' }): { loss: number; tensors: Map<string, SafetensorsTensor> } {
@@ -35,12 +36,13 @@ export function registerGradCommand(program: Command): void {
     .requiredOption('--out <file>', 'output safetensors file (loss, grad.<hf name>)')
     .option('--json', 'print a JSON summary on stdout')
     .option('--numerics <mode>', TRAIN_NUMERICS_HELP, parseTrainNumericsFlag, 'exact' as TrainNumerics);
-  addFp8TrainOptions(cmd);
+  addFp8TrainOptions(addBackendOptions(cmd));
   addGuardOptions(cmd, { weights: true, positions: true })
     .addHelpText('after', '\nExample:\n  dsv3 grad --model ./tiny --input ids.json --dtype f64 --out grads.safetensors')
-    .action((o: { model: string; input: string; dtype: DType; out: string; json?: boolean; numerics: TrainNumerics } & Fp8TrainFlags) => {
+    .action(async (o: { model: string; input: string; dtype: DType; out: string; json?: boolean; numerics: TrainNumerics } & Fp8TrainFlags & BackendFlags) => {
       const fp8Train = fp8TrainOptionsFromFlags(o.numerics, o);
       const ids = readIdsFile(o.input);
+      const kernels = kernelsLabel(await selectBackend(o), o.dtype);
       if (ids[0]!.length < 2) throw new InputError(`${o.input}: each row needs at least 2 token ids (inputs ids[:, :-1], targets ids[:, 1:])`);
       const [B, T] = [ids.length, ids[0]!.length - 1]; // inputs ids[:, :-1]
       const { model, warnings } = openModel({ model: o.model, dtype: o.dtype }, () => ({
@@ -51,7 +53,7 @@ export function registerGradCommand(program: Command): void {
       printWarnings('grad', warnings);
       const { loss, tensors } = gradOutputs(model, ids, { numerics: o.numerics, ...(fp8Train !== undefined ? { fp8Train } : {}) });
       writeSafetensorsFile(o.out, tensors, { command: 'grad', dtype: o.dtype, numerics: o.numerics });
-      if (o.json === true) printJSON({ out: o.out, loss, tensors: tensors.size });
-      else process.stdout.write(`loss ${loss}\nwrote loss and ${tensors.size - 1} gradients to ${o.out}\n`);
+      if (o.json === true) printJSON({ out: o.out, loss, tensors: tensors.size, kernels });
+      else process.stdout.write(`loss ${loss}\nwrote loss and ${tensors.size - 1} gradients to ${o.out} (${kernels})\n`);
     });
 }

@@ -13,6 +13,7 @@ import { CliUsageError } from '../errors.js';
 import type { NumericsProfile } from '../../model/numerics.js';
 import { collect, dtypeOption, NUMERICS_HELP, parseAttn, parseNumerics, printJSON, readIdsFile } from '../inputs.js';
 import { addGuardOptions, openModel, printWarnings } from '../resources.js';
+import { addBackendOptions, kernelsLabel, selectBackend, type BackendFlags } from '../backend.js';
 import { addFp8TrainOptions, fp8TrainOptionsFromFlags, type Fp8TrainFlags } from '../fp8_train_flags.js';
 import type { Fp8TrainOptions } from '../../ops/fp8_train.js';
 
@@ -60,7 +61,7 @@ export function traceModel(modelDir: string, idsPath: string, opts: TraceRunOpti
 }
 
 /** Flags of `trace` (and the model-run part of `verify`). */
-export interface TraceFlags {
+export interface TraceFlags extends BackendFlags {
   model: string;
   input: string;
   grads?: boolean;
@@ -73,7 +74,7 @@ export interface TraceFlags {
 
 /** Adds the model-run flags shared by `trace` and `verify`; `training` also accepts `--numerics fp8-train` (trace). */
 export function addModelRunOptions(cmd: Command, training = false): Command {
-  return cmd
+  return addBackendOptions(cmd)
     .requiredOption('--model <dir>', 'model directory (config.json + model.safetensors or a sharded checkpoint)')
     .requiredOption('--input <ids.json>', 'token ids: [[...], ...] rows of equal length, [...] one row, or {"input_ids": ...}')
     .option('--grads', 'also run backward of the next-token cross-entropy and record grad.<weight name>')
@@ -101,8 +102,9 @@ export function registerTraceCommand(program: Command): void {
       'after',
       "\nExamples:\n  $ dsv3 trace --model ./tiny --input ids.json --out trace.safetensors\n  $ dsv3 trace --model ./tiny --input ids.json --grads --filter 'model.layers.1.*' --filter 'grad.*' --out layer1.safetensors",
     )
-    .action((flags: Omit<TraceFlags, 'numerics'> & { numerics: NumericsProfile | 'fp8-train'; out: string } & Fp8TrainFlags) => {
+    .action(async (flags: Omit<TraceFlags, 'numerics'> & { numerics: NumericsProfile | 'fp8-train'; out: string } & Fp8TrainFlags) => {
       const fp8Train = fp8TrainOptionsFromFlags(flags.numerics, flags);
+      const kernels = kernelsLabel(await selectBackend(flags), flags.dtype);
       const { recorder, warnings, loss } = traceModel(flags.model, flags.input, {
         dtype: flags.dtype,
         attn: parseAttn(flags.attn),
@@ -114,9 +116,9 @@ export function registerTraceCommand(program: Command): void {
       printWarnings('trace', warnings);
       writeFileSync(flags.out, recorder.serialize({ model: flags.model, dtype: flags.dtype, attn: flags.attn, numerics: flags.numerics }));
       if (flags.json) {
-        printJSON({ out: flags.out, loss: loss ?? null, tensors: [...recorder.tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })) });
+        printJSON({ out: flags.out, loss: loss ?? null, kernels, tensors: [...recorder.tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })) });
       } else {
-        process.stdout.write(`wrote ${recorder.size} tensors to ${flags.out}${loss !== undefined ? ` (loss ${loss})` : ''}\n`);
+        process.stdout.write(`wrote ${recorder.size} tensors to ${flags.out}${loss !== undefined ? ` (loss ${loss})` : ''}; ${kernels}\n`);
       }
       if (recorder.size === 0) process.stderr.write(`dsv3 trace: warning: no traced name matched --filter ${flags.filter.join(' ')}\n`);
     });

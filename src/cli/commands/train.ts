@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
-import { useBackend, type BackendInfo, type BackendName } from '../../kernels/index.js';
+import type { BackendInfo, BackendName } from '../../kernels/index.js';
+import { addBackendOptions, kernelsLabel, selectBackend } from '../backend.js';
 import type { ModelConfig } from '../../model/config.js';
 import type { DeepSeekV3 } from '../../model/model.js';
 import { LoraAdapter } from '../../model/adapters/lora.js';
@@ -34,11 +35,6 @@ export function bundledCorpusPath(): string {
   return fileURLToPath(new URL('../../../data/tiny-corpus.txt', import.meta.url));
 }
 
-/** Parses `--backend`. */
-export function parseBackend(v: string): BackendName {
-  if (v === 'js' || v === 'wasm') return v;
-  throw new CliUsageError(`--backend must be js or wasm, got '${v}'`);
-}
 
 /** Prints a line on stdout without garbling a live progress bar on the same terminal (clears its line first). */
 export function printAboveProgress(progress: Progress, line: string): void {
@@ -82,8 +78,8 @@ interface TrainFlags {
   order: string;
   dtype: DType;
   backend: BackendName;
-  /** Worker threads of the wasm kernels (1 = none; bit-identical results for any count). */
-  threads: number;
+  /** Threads of the wasm kernels (undefined: the library default; bit-identical results for any count). */
+  threads?: number;
   checkpointDir?: string;
   checkpointEvery?: number;
   resume?: string;
@@ -187,8 +183,9 @@ function buildTrainer(flags: TrainFlags & Fp8TrainFlags): { model: DeepSeekV3; t
 
 /** Runs `dsv3 train` with parsed flags. */
 async function runTrain(flags: TrainFlags & Fp8TrainFlags): Promise<void> {
-  const { model, trainer, source, modelName, lora } = buildTrainer(flags); // the guards refuse before the backend starts
-  const backend: BackendInfo = await useBackend(flags.backend, { threads: flags.threads });
+  // the backend first: the model's f32 weights, moments and gradients are then allocated in its memory (resident)
+  const backend: BackendInfo = await selectBackend(flags);
+  const { model, trainer, source, modelName, lora } = buildTrainer(flags);
   if (flags.resume !== undefined) {
     checkInputFile(flags.resume, Infinity, 'a checkpoint');
     loadCheckpoint(trainer, new Uint8Array(readFileSync(flags.resume)), flags.resume);
@@ -208,7 +205,7 @@ async function runTrain(flags: TrainFlags & Fp8TrainFlags): Promise<void> {
   };
   if (flags.checkpointDir !== undefined) mkdirSync(flags.checkpointDir, { recursive: true });
   say(
-    `dsv3 train: ${modelName} (${model.dtype}, kernels ${model.dtype === 'float32' ? backend.float32 : backend.float64}) on ${source} (${trainer.data.tokens.length} tokens); ` +
+    `dsv3 train: ${modelName} (${model.dtype}, ${kernelsLabel(backend, model.dtype)}) on ${source} (${trainer.data.tokens.length} tokens); ` +
       `steps ${startStep + 1}..${flags.steps} of ${flags.batch}×${flags.seq}${flags.microBatches > 1 ? `×${flags.microBatches}` : ''} tokens`,
   );
   if (lora !== null) say(`dsv3 train: LoRA r ${lora.r}, α ${lora.alpha} on ${lora.modules.length} modules (${lora.params.size} trainable tensors); the base weights stay frozen`);
@@ -293,8 +290,6 @@ export function registerTrainCommand(program: Command): void {
     .option('--seed <n>', 'seed of the preset init and the random window order', parseInteger('--seed'), 0)
     .option('--order <order>', 'window order: random | sequential', 'random')
     .addOption(dtypeOption())
-    .option('--backend <name>', 'f32 kernels: js | wasm (SIMD)', parseBackend, 'wasm' as BackendName)
-    .option('--threads <n>', 'worker threads of the wasm kernels (Node; results are bit-identical for any count)', parsePositiveInt('--threads'), 1)
     .option('--checkpoint-dir <dir>', 'write training checkpoints (weights, AdamW moments, step, data position) here')
     .option('--checkpoint-every <n>', 'checkpoint every n steps (and always at the end)', int('--checkpoint-every'))
     .option('--resume <file>', 'continue from a checkpoint (same model, data and flags): bit-identical to an uninterrupted run')
@@ -309,7 +304,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--adam-moments <dtype>', 'AdamW moment precision: param (the weights\' dtype, default) | bf16 (as DeepSeek-V3\'s FP8 training)', 'param')
     .option('--log-every <n>', 'print a line every n steps (default steps/20)', int('--log-every'))
     .option('--json', 'print a JSON summary with the per-step history on stdout (no progress bar)');
-  addFp8TrainOptions(cmd);
+  addFp8TrainOptions(addBackendOptions(cmd));
   addGuardOptions(cmd, { weights: true, positions: true })
     .addHelpText(
       'after',

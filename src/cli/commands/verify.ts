@@ -22,6 +22,7 @@ import { CliUsageError } from '../errors.js';
 import { parseAttn, parseNonNegative, readIdsFile } from '../inputs.js';
 import { addCompareOptions, checkReportFlag, emitComparison, runComparison, type CompareFlags } from './diff.js';
 import { addModelRunOptions, type TraceFlags } from './trace.js';
+import { kernelsLabel, selectBackend } from '../backend.js';
 import { addFp8TrainOptions, fp8TrainOptionsFromFlags, type Fp8TrainFlags } from '../fp8_train_flags.js';
 import type { NumericsProfile } from '../../model/numerics.js';
 
@@ -47,7 +48,7 @@ export function registerVerifyCommand(program: Command): void {
         '\nWith --numerics official-*, the library runs in f64 (the truth) and under the profile (the noise); --dtype and the\n' +
         'tolerance flags are not used. Get the dump script with `dsv3 dump-script > dump.py`. See docs/verify.md.',
     )
-    .action((flags: VerifyFlags) => {
+    .action(async (flags: VerifyFlags) => {
       checkReportFlag(flags);
       // Read the reference first: a bad path fails before the (possibly long) model run.
       const reference = collectionFromSafetensors(readSafetensorsFile(flags.reference));
@@ -55,7 +56,8 @@ export function registerVerifyCommand(program: Command): void {
       const attn = parseAttn(flags.attn);
       const grads = flags.grads === true;
       const refNames = [...reference.keys()].map((n) => (flags.officialNames ? officialToHfName(n) : n));
-      const title = `dsv3 verify ${flags.model} vs ${flags.reference}`;
+      const backend = await selectBackend(flags);
+      const title = `dsv3 verify ${flags.model} vs ${flags.reference} (${kernelsLabel(backend, (flags.numerics ?? 'exact') === 'exact' || flags.numerics === 'fp8-train' ? flags.dtype : 'float32')})`;
       const warn = (ws: string[]): void => ws.forEach((w) => process.stderr.write(`dsv3 verify: warning: ${w}\n`));
       const numerics = flags.numerics ?? 'exact';
       // the guard rails of every model command: memory budget, NaN/Inf scan (--strict), positions (--allow-long)
