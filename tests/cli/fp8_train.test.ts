@@ -28,7 +28,8 @@ writeFileSync(ids, JSON.stringify(rows));
 describe('dsv3 --numerics fp8-train', () => {
   it('grad: the loss and gradients of lossAndGrads({ numerics: fp8-train, fp8Train }) in-process', () => {
     const out = join(tmp, 'g.safetensors');
-    const r = dsv3(['grad', '--model', V3, '--input', ids, '--numerics', 'fp8-train', '--fp8-scale-fmt', 'ue8m0', '--out', out, '--json']);
+    // --backend js: the in-process reference below runs the js kernels (the CLI's default is wasm)
+    const r = dsv3(['grad', '--model', V3, '--input', ids, '--numerics', 'fp8-train', '--fp8-scale-fmt', 'ue8m0', '--backend', 'js', '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const file = readSafetensorsFile(out);
     const { config, weights } = loadModel(V3, { dtype: 'float32' });

@@ -62,6 +62,6 @@ export function registerForwardCommand(program: Command): void {
       writeSafetensorsFile(o.out, tensors, { command: 'forward', attn: o.attn, dtype: o.dtype, numerics: o.numerics });
       const summary = { out: o.out, batch: ids.length, positions: ids[0]!.length, attn: o.attn, dtype: o.dtype, numerics: o.numerics, kernels, tensors: [...tensors.keys()] };
       if (o.json === true) printJSON(summary);
-      else process.stdout.write(`wrote ${tensors.size} tensors for ${ids.length}×${ids[0]!.length} tokens to ${o.out} (${kernels})\n`);
+      else process.stdout.write(`wrote ${tensors.size} tensors for ${ids.length}×${ids[0]!.length} tokens to ${o.out}\n`);
     });
 }
