@@ -28,7 +28,7 @@ describe('dsv3 --threads', () => {
     const r = dsv3(['train', '--preset', 'tiny', '--steps', '1', '--batch', '1', '--seq', '8', '--threads', '2']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/dsv3 train: preset tiny \(float32, kernels wasm-(relaxed-)?simd, 2 threads\)/);
-    const bad = dsv3(['forward', '--model', 'nowhere', '--input', 'none.json', '--out', 'x', '--backend', 'js', '--threads', '2']);
+    const bad = dsv3(['generate', '--preset', 'tiny', '--prompt-ids', '1,2', '--backend', 'js', '--threads', '2']);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/--threads 2 needs --backend wasm/);
