@@ -15,7 +15,7 @@ export type { Fp8Kernels, Fp8OutDType } from './fp8.js';
 export interface BackendInfo {
   float32: string;
   float64: string;
-  /** Threads the f32 matmul runs on (1 unless `useBackend('wasm', { threads })` started a pool; f64 is always 1). */
+  /** Threads the f32 kernels run on (wasm: the `threads` option, default min(cores, 4) in Node, 1 in browsers; js and f64: 1). */
   threads: number;
 }
 
@@ -40,7 +40,7 @@ export function kernelsFor(dtype: DType): Kernels {
  * every call (decode, where the weights are copied per token, gains most) and AdamW updates it in place there.
  * Call it after `useBackend('wasm')` and before building the model from the map. Returns the bytes made resident:
  * 0, changing nothing, when the f32 backend is js or its memory is not shared (`useBackend('wasm')` without
- * `threads` > 1 or `resident: true`; browsers without cross-origin isolation). Resident memory is never freed; a later `useBackend` leaves the arrays valid (ordinary Float32Arrays
+ * `threads` > 1 or `resident: true`; browsers without cross-origin isolation). These copies are never released; a later `useBackend` leaves the arrays valid (ordinary Float32Arrays
  * over the old memory) but copied again at each call.
  */
 export function residentWeights(weights: Map<string, Tensor>): number {
@@ -106,10 +106,11 @@ export async function createWasmKernels(options: WasmOptions = {}): Promise<Wasm
 }
 
 /**
- * Options of the wasm backend. `variant` picks the build (see {@link WasmVariant}). `threads` (default 1) runs the
- * f32 matmul on that many threads (a worker pool over one shared WebAssembly.Memory) where the engine allows it: in
- * Node; in browsers the kernels run on one thread (docs/kernels.md says why) and `backendInfo().threads` reports 1.
- * Results are bit-identical for every thread count.
+ * Options of the wasm backend. `variant` picks the build (see {@link WasmVariant}). `threads` runs the f32 matmul and
+ * the row-wise kernels on that many threads (a worker pool over one shared WebAssembly.Memory) where the engine allows
+ * it: in Node, default min(available cores, 4); in browsers the kernels run on one thread (docs/kernels.md says why)
+ * and `backendInfo().threads` reports 1. Results are bit-identical for every thread count; `threads: 1` keeps the
+ * private (non-shared) memory.
  */
 export interface WasmOptions {
   variant?: WasmVariant;
