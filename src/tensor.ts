@@ -16,9 +16,31 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
-/** Allocates a zero-filled array of the given precision. */
+/** Serves the f32 allocations of a scope (see {@link withFloat32Allocator}); must return zero-filled arrays. */
+export type Float32Allocator = (n: number) => Float32Array;
+
+// The allocator of the innermost active withFloat32Allocator scope (null: ordinary arrays). Set only for the dynamic
+// extent of a call, like the backend choice it belongs to.
+let float32Allocator: Float32Allocator | null = null;
+
+/** Allocates a zero-filled array of the given precision (f32: from the active scope's allocator, if any). */
 export function allocate(dtype: DType, n: number): FloatArray {
-  return dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
+  if (dtype === 'float32') return float32Allocator !== null ? float32Allocator(n) : new Float32Array(n);
+  return new Float64Array(n);
+}
+
+/**
+ * Runs `fn` with every f32 {@link allocate} served by `alloc` (null: ordinary arrays, e.g. for a cache built inside a
+ * scope that must outlive it), then restores the previous allocator, also when `fn` throws.
+ */
+export function withFloat32Allocator<R>(alloc: Float32Allocator | null, fn: () => R): R {
+  const prev = float32Allocator;
+  float32Allocator = alloc;
+  try {
+    return fn();
+  } finally {
+    float32Allocator = prev;
+  }
 }
 
 /** The precision of a storage array. */
