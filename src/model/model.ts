@@ -8,7 +8,9 @@
  * SPEC §3.8 — its update is the sign rule of SPEC §5.2, done by the trainer from `loads`).
  */
 import { InputError, WeightsError } from '../errors.js';
-import { Tensor, type DType } from '../tensor.js';
+import { kernelsFor } from '../kernels/index.js';
+import { inScratchScope, scratchSupported } from '../kernels/scratch.js';
+import { Tensor, withFloat32Allocator, type DType } from '../tensor.js';
 import type { AttnImpl } from './attention.js';
 import type { PhaseTimer } from './block.js';
 import type { ModelConfig } from './config.js';
@@ -120,7 +122,9 @@ export class DeepSeekV3 {
   /** RoPE tables covering positions [0, n) (grown on demand, angles in f64). */
   ropeTables(n: number): RopeTables {
     if (this.rope === null || this.rope.maxPositions < n) {
-      this.rope = buildRopeTables(this.config, Math.max(n, 2 * (this.rope?.maxPositions ?? 0), 16), this.dtype);
+      // kept across calls: never from a scratch scope (withFloat32Allocator(null))
+      const maxPositions = Math.max(n, 2 * (this.rope?.maxPositions ?? 0), 16);
+      this.rope = withFloat32Allocator(null, () => buildRopeTables(this.config, maxPositions, this.dtype));
     }
     return this.rope;
   }
@@ -229,7 +233,16 @@ export class DeepSeekV3 {
    * Accepts a {@link TokenBatch} or rows of T+1 ids.
    */
   lossAndGrads(batch: TokenBatch | readonly (readonly number[])[], opts: LossOptions = {}): LossAndGradsResult {
-    return lossAndGrads(this, batch, opts);
+    const k = kernelsFor(this.dtype);
+    // The plain exact step keeps its activations in the wasm backend's memory (kernels/scratch.ts: no operand copies,
+    // no fresh arrays). Nothing allocated there may outlive the call: the gradients are allocated outside it and the
+    // routing is copied out. A trace, which may keep what it receives, and the Linear-site modes run as they are.
+    const plain = opts.trace === undefined && opts.linearGemm === undefined && opts.actQuant === undefined && (opts.numerics ?? 'exact') === 'exact';
+    if (!plain || !scratchSupported(k)) return lossAndGrads(this, batch, opts);
+    const grads = opts.grads ?? new Map([...this.weights].map(([name, t]) => [name, Tensor.zeros(t.shape, t.dtype)]));
+    const r = inScratchScope(k, () => lossAndGrads(this, batch, { ...opts, grads }));
+    const routing = new Map([...r.routing].map(([l, x]) => [l, { ...x, weights: x.weights.slice(), scores: x.scores.slice() }]));
+    return { ...r, routing };
   }
 
   /** Autoregressive generation (greedy, temperature/top-p sampling, or speculative with MTP); see generate.ts. */
