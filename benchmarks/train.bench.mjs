@@ -9,7 +9,7 @@
 // kernels (JS loops, copies, allocation), to show the next optimisation target.
 // Flags: --json, --kernels, --threads N, --variant simd|relaxed-simd, --no-torch (benchmarks/bench_model.mjs).
 // Run: npm run build && node benchmarks/train.bench.mjs [flags]   (or: npm run bench -- train)
-import { AdamW, kernelsFor } from '../dist/index.js';
+import { AdamW, kernelsFor, residentBuffers } from '../dist/index.js';
 import { benchFlags, benchModel, machineInfo, makeLog, median, seededIds, selectBackend } from './bench_model.mjs';
 import { torchBaseline, torchLabel } from './torch_baseline.mjs';
 
@@ -22,7 +22,7 @@ function tokenBatch(B, T, vocab, seed) {
  * Times `steps` training steps after `warmup` untimed ones. Returns per-step wall and CPU seconds and the mean ms
  * per phase (phases of lossAndGrads, plus 'optimizer').
  */
-function timeSteps(model, optimizer, batch, { warmup, steps, lr }) {
+function timeSteps(model, optimizer, batch, { warmup, steps, lr, grads: buffers }) {
   const wall = [];
   const cpu = [];
   const phases = new Map();
@@ -31,7 +31,7 @@ function timeSteps(model, optimizer, batch, { warmup, steps, lr }) {
     const profile = timed ? (phase, ms) => phases.set(phase, (phases.get(phase) ?? 0) + ms) : undefined;
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    const { grads } = model.lossAndGrads(batch, { mtp: false, balanceAlpha: 0, ...(profile ? { profile } : {}) });
+    const { grads } = model.lossAndGrads(batch, { mtp: false, balanceAlpha: 0, grads: buffers, ...(profile ? { profile } : {}) });
     const t1 = performance.now();
     optimizer.step(grads, lr);
     const t2 = performance.now();
@@ -104,6 +104,8 @@ export async function run({ backend = 'wasm', variant = 'auto', threads = 1, B =
   const info = await selectBackend(backend, variant, threads, resident);
   const { config, model, residentBytes } = benchModel();
   const optimizer = new AdamW(model.weights); // torch.optim.AdamW semantics, DeepSeek-V3 defaults
+  // gradient buffers reused every step, as the Trainer does (resident in wasm memory when it is shared)
+  const grads = residentBuffers(model.weights);
   const batch = tokenBatch(B, T, config.vocabSize, 1);
   const tokens = B * T;
   log(`${machine.cpu} (${machine.logicalCpus} logical CPUs), load average ${machine.loadavg.join(' ')}; node ${machine.node}`);
@@ -112,7 +114,7 @@ export async function run({ backend = 'wasm', variant = 'auto', threads = 1, B =
   // PyTorch first with 1 thread, then ours, then PyTorch with our thread count (when it differs): one run
   const torchRuns = [];
   if (torch) torchRuns.push(torchBaseline({ config, mode: 'train', B, T, threads: 1, warmup, steps }));
-  const { wall, cpu, phases } = timeSteps(model, optimizer, batch, { warmup, steps, lr: 1e-4 });
+  const { wall, cpu, phases } = timeSteps(model, optimizer, batch, { warmup, steps, lr: 1e-4, grads });
   if (torch && threads !== 1) torchRuns.push(torchBaseline({ config, mode: 'train', B, T, threads, warmup, steps }));
 
   const wallMedian = median(wall);
