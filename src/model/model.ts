@@ -173,16 +173,35 @@ export class DeepSeekV3 {
     const numerics = parseNumericsProfile(opts.numerics ?? 'exact', 'forward: numerics');
     if (numerics !== 'exact' && opts.actQuant !== undefined) throw new InputError(`forward: actQuant runs in the 'exact' profile only, got numerics '${numerics}'`);
     if (numerics !== 'exact') return this.forwardProfile(numerics, flat, B, T, startPos, mode, opts);
-    const out = transformerForward(withRoutingOverride(this.config, opts, 'forward'), this.mainWeights(), flat, B, T, {
-      startPos,
-      attn: opts.attn ?? 'naive',
-      ...(opts.actQuant !== undefined ? { gemm: actQuantGemm(this.weights, opts.actQuant, opts.attn ?? 'naive', 'forward') } : {}),
-      ...(opts.caches !== undefined ? { caches: opts.caches } : {}),
-      rope: this.ropeTables(startPos + T),
-      ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
-      ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
-      logits: mode,
-    });
+    const rope = this.ropeTables(startPos + T);
+    const run = () =>
+      transformerForward(withRoutingOverride(this.config, opts, 'forward'), this.mainWeights(), flat, B, T, {
+        startPos,
+        attn: opts.attn ?? 'naive',
+        ...(opts.actQuant !== undefined ? { gemm: actQuantGemm(this.weights, opts.actQuant, opts.attn ?? 'naive', 'forward') } : {}),
+        ...(opts.caches !== undefined ? { caches: opts.caches } : {}),
+        rope,
+        ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
+        ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
+        logits: mode,
+      });
+    // Without a trace (which may keep what it receives) the intermediates live in a scratch scope when the f32
+    // backend's memory is shared (kernels/scratch.ts); what the call returns is copied out of it. The caches are
+    // written in place and live outside.
+    const k = kernelsFor(this.dtype);
+    const scoped = opts.trace === undefined && opts.actQuant === undefined && scratchSupported(k);
+    const out = scoped
+      ? inScratchScope(k, () => {
+          const o = run();
+          return {
+            ...o,
+            logits: o.logits.slice(),
+            hidden: o.hidden.map((h) => h.slice()),
+            finalHidden: o.finalHidden.slice(),
+            routing: o.routing.map((r) => (r === null ? null : { ...r, weights: r.weights.slice(), scores: r.scores.slice() })),
+          };
+        })
+      : run();
     const d = this.config.hiddenSize;
     const V = this.config.vocabSize;
     const routing = new Map<number, Routing>();
