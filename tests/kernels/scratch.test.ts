@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { useBackend } from '../../src/kernels/index.js';
+import { kernelsFor, useBackend } from '../../src/kernels/index.js';
 import { inScratchScope, scratchSupported } from '../../src/kernels/scratch.js';
 import { loadWasmKernels, type WasmKernels } from '../../src/kernels/wasm.js';
 import { jsKernels } from '../../src/kernels/js.js';
@@ -26,7 +26,7 @@ describe('scratch scopes: the allocator', () => {
 
   it('hands out zero-filled, 16-byte aligned, disjoint arrays in wasm memory, and reuses them in the next scope', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 1 << 21 }), { minLength: 1, maxLength: 12 }), (sizes) => {
+      fc.property(fc.array(fc.integer({ min: 0, max: 1 << 17 }), { minLength: 1, maxLength: 12 }), (sizes) => {
         const first = inScratchScope(K, () =>
           sizes.map((n) => {
             const a = allocate('float32', n) as Float32Array;
@@ -95,5 +95,35 @@ describe('scratch scopes: lossAndGrads', () => {
       expect(r1.routing.get(l)!.weights).toEqual(w);
       expect(r1.routing.get(l)!.scores).toEqual(s);
     }
+  });
+});
+
+describe('scratch scopes: forward', () => {
+  afterAll(async () => {
+    await useBackend('js');
+  });
+  it('gives the private-memory forward bit for bit (full logits and absorbed decode), and its results outlive later calls', async () => {
+    const config = getPreset('tiny');
+    const weights = initWeights(config, { seed: 9, dtype: 'float32' });
+    const ids = [Array.from({ length: 20 }, (_, i) => (i * 5 + 1) % config.vocabSize)];
+    const run = () => {
+      const model = new DeepSeekV3(config, weights);
+      const full = model.forward(ids, { attn: 'naive' });
+      const caches = model.createCaches('absorb', 1, 24);
+      const steps = [model.forward([ids[0]!.slice(0, 16)], { attn: 'absorb', caches, startPos: 0, logits: 'last' })];
+      for (let p = 16; p < 19; p++) steps.push(model.forward([[ids[0]![p]!]], { attn: 'absorb', caches, startPos: p, logits: 'last' }));
+      const logits = [full, ...steps].map((r) => Float32Array.from(r.logits.data));
+      // every returned tensor still holds what it held when it was returned
+      [full, ...steps].forEach((r, i) => expect(r.logits.data).toEqual(logits[i]));
+      for (const c of caches) c.release();
+      return { logits, scratch: scratchSupported(kernelsFor('float32')) };
+    };
+    await useBackend('wasm', { variant: 'simd', threads: 1 });
+    const plain = run();
+    await useBackend('wasm', { variant: 'simd', threads: 2 });
+    const scoped = run();
+    expect(plain.scratch).toBe(false);
+    expect(scoped.scratch).toBe(true);
+    scoped.logits.forEach((l, i) => expect(Array.from(new Uint32Array(l.buffer)), `call ${i}`).toEqual(Array.from(new Uint32Array(plain.logits[i]!.buffer))));
   });
 });
