@@ -10,8 +10,8 @@ import { withFloat32Allocator } from '../tensor.js';
 import type { Kernels } from './kernels.js';
 import type { WasmKernels } from './wasm.js';
 
-/** f32 elements per chunk (64 MiB); a larger request gets a chunk of its own size. */
-const CHUNK = 1 << 24;
+/** f32 elements per chunk (16 MiB); a larger request gets a chunk of its own size. */
+const CHUNK = 1 << 22;
 
 class ScratchArena {
   private readonly chunks: Float32Array[] = [];
