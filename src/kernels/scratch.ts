@@ -36,7 +36,8 @@ class ScratchArena {
     if (this.chunk === this.chunks.length) this.chunks.push(this.kernels.allocResident(Math.max(CHUNK, size)));
     const out = this.chunks[this.chunk]!.subarray(this.offset, this.offset + n);
     this.offset += size;
-    return out.fill(0);
+    this.kernels.zero(out);
+    return out;
   }
 
   /** Resident f32 elements held by the arena. */

@@ -96,6 +96,11 @@ export class WasmArena {
   }
 
   /** Whether `array` lives in this memory (a resident array or a view of one): passed by address. */
+  /** Whether `array` lives in this memory (any view of it, e.g. a subarray of a resident array). */
+  holds(array: Float32Array | Int32Array): boolean {
+    return this.inMemory(array);
+  }
+
   private inMemory(array: Float32Array | Int32Array): boolean {
     return this.buffers.has(array.buffer);
   }
