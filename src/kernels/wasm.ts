@@ -271,7 +271,7 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
   if ((ex.relaxedSimd() === 1) !== (name === 'wasm-relaxed-simd')) {
     throw new BackendError(`the embedded ${name} binary reports relaxedSimd() = ${ex.relaxedSimd()}; rebuild with npm run build:wasm`);
   }
-  const arena = new WasmArena(ex.memory, base);
+  const arena = new WasmArena(ex.memory, base, (ptr, bytes) => ex.zeroBytes(ptr, bytes));
   const layoutCode: Record<MatmulLayout, number> = { nn: ex.LAYOUT_NN.value, nt: ex.LAYOUT_NT.value, tn: ex.LAYOUT_TN.value };
   const call = (kernel: string): KernelCall => new KernelCall(arena, kernel);
   // A row-wise kernel: split over the pool's threads when there is one (rows are independent: same values), else

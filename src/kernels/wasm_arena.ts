@@ -39,6 +39,8 @@ export class WasmArena {
   constructor(
     private readonly memory: WebAssembly.Memory,
     base: number,
+    /** Zeroes bytes of this memory at memset speed (the module's memory.fill); default a JS fill. */
+    private readonly zeroBytes: (ptr: number, bytes: number) => void = (ptr, bytes) => new Uint8Array(memory.buffer, ptr, bytes).fill(0),
   ) {
     this.heap = new FreeList(align16(base));
     this.top = this.heap.end;
@@ -67,8 +69,10 @@ export class WasmArena {
     }
     this.top = this.heap.end;
     this.residentLengths.set(ptr, n);
+    // a reused block, or bytes the arena used before; memory.fill, not view.fill: V8 fills a view of shared memory
+    // element by element (288 MiB of fresh pages: 1.15 s)
+    this.zeroBytes(ptr, 4 * n);
     const view = new Float32Array(this.memory.buffer, ptr, n);
-    view.fill(0); // a reused block, or bytes the arena used before
     return view;
   }
 
