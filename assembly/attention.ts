@@ -15,6 +15,7 @@
 //
 // The operands are described by an i32 record in memory (`desc`, fields below) written by src/kernels/wasm_attention.ts.
 import { exp4 } from './vmath';
+import { expSum } from './rowops';
 import { madd, scratchBase } from './matmul';
 
 const F_B = 0;
@@ -397,7 +398,7 @@ function blockSoftmax(desc: usize, hk: i32, k0: i32, k1: i32, dv: i32, o0: usize
         const mNew = max(m, mx);
         a = f32x4.extract_lane(exp4(f32x4.splat(m - mNew)), 0);
         m = mNew;
-        sum = expRow(row, vis, m);
+        sum = expSum(row, row, vis, m, true); // p = exp(score − m) in place, Σ p in f64
       }
       for (let t = vis; t < nt; t++) store<f32>(row + <usize>t * 4, 0);
       if (i == 0) { m0 = m; a0 = a; l0 = l0 * <f64>a + sum; }
@@ -533,26 +534,6 @@ export function attentionCombine(desc: usize, u0: i32, u1: i32): void {
   }
 }
 
-// p[t] = exp(row[t] − m) in place for t < n; returns Σ p in f64.
-function expRow(row: usize, n: i32, m: f32): f64 {
-  const vm = f32x4.splat(m);
-  let s0 = f64x2.splat(0);
-  let s1 = f64x2.splat(0);
-  let t = 0;
-  for (; t + 4 <= n; t += 4) {
-    const e = exp4(f32x4.sub(v128.load(row + <usize>t * 4), vm));
-    v128.store(row + <usize>t * 4, e);
-    s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
-    s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(e, e, 2, 3, 2, 3)));
-  }
-  let sum = f64x2.extract_lane(s0, 0) + f64x2.extract_lane(s1, 0) + f64x2.extract_lane(s0, 1) + f64x2.extract_lane(s1, 1);
-  for (; t < n; t++) {
-    const e = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(row + <usize>t * 4) - m)), 0);
-    store<f32>(row + <usize>t * 4, e);
-    sum += e;
-  }
-  return sum;
-}
 
 // o ← o / l and the row's (m, l) (a missing row writes nothing).
 function finishRow(desc: usize, i: i32, o: usize, dv: i32, m: f32, l: f64, stats: usize): void {

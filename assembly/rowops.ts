@@ -20,7 +20,7 @@ function rowMax(x: usize, cols: i32): f32 {
 // Σ_j y[j] of one row accumulated in f64 (two f64x2 lanes pairs, then the tail): exact to far below f32 rounding.
 // With `store` = true, y[j] = exp(x[j] − mx) is also written out.
 // @ts-ignore: decorator
-@inline function expSum(x: usize, y: usize, cols: i32, mx: f32, write: bool): f64 {
+@inline export function expSum(x: usize, y: usize, cols: i32, mx: f32, write: bool): f64 {
   const vmx = f32x4.splat(mx);
   let s0 = f64x2.splat(0);
   let s1 = f64x2.splat(0);

@@ -35,35 +35,54 @@ export function absorbedScores(
   cache: LatentKVCache | undefined,
   scores: FloatArray,
 ): LatentKeys {
-  const { H, n, V, C } = dm;
+  const { H, C } = dm;
   const k = kernelsFor(dtypeOf(qNope));
   let keys: LatentKeys = { c: cHat, kPe, Tcap: S };
   if (cache) {
     writeLatentCache(dm, cache, B, S, startPos, cHat, kPe);
     keys = { c: cache.latent, kPe: cache.kPe, Tcap: cache.maxLen };
   }
-  const qAbs = allocate(dtypeOf(qNope), H * S * C); // q̃ of one batch row: [H, S, C]
+  const qAbs = absorbQuery(dm, B, S, qNope, Wkvb);
   for (let b = 0; b < B; b++) {
-    const qN = qNope.subarray(b * H * S * n, (b + 1) * H * S * n);
     const cB = keys.c.subarray(b * keys.Tcap * C, (b * keys.Tcap + T) * C);
-    // q̃[h] = q_nope[h] · W_UK[h]: [S, n]·[n, C]
-    k.matmulBatched('nn', qN, Wkvb, qAbs, H, S, C, n, false, (n + V) * C);
     // A = q̃·ĉᵀ (+ q_pe·k_peᵀ below), rows (h, s): [H·S, T]
-    k.matmul('nt', qAbs, cB, scores.subarray(b * H * S * T, (b + 1) * H * S * T), H * S, T, C);
+    k.matmul('nt', qAbs.subarray(b * H * S * C, (b + 1) * H * S * C), cB, scores.subarray(b * H * S * T, (b + 1) * H * S * T), H * S, T, C);
   }
   addRopeScores(dm, B, S, T, keys.Tcap, qPe, keys.kPe, scores);
   return keys;
 }
 
-/** Head outputs O [B, H, S, V]: õ = P·ĉ ([H·S, T]·[T, C]) then o[h] = õ[h]·W_UV[h]ᵀ ([S, C]·[C, V]), per batch row. */
-export function absorbedOutput(dm: Dims, B: number, S: number, T: number, P: FloatArray, keys: LatentKeys, Wkvb: FloatArray, O: FloatArray): void {
+/** q̃[b, h] = q_nope[b, h]·W_UK[h] ([S, n]·[n, C]) for every batch row: [B, H, S, C]. */
+export function absorbQuery(dm: Dims, B: number, S: number, qNope: FloatArray, Wkvb: FloatArray): FloatArray {
   const { H, n, V, C } = dm;
-  const k = kernelsFor(dtypeOf(P));
+  const k = kernelsFor(dtypeOf(qNope));
+  const qAbs = allocate(dtypeOf(qNope), B * H * S * C);
+  for (let b = 0; b < B; b++) {
+    k.matmulBatched('nn', qNope.subarray(b * H * S * n, (b + 1) * H * S * n), Wkvb, qAbs.subarray(b * H * S * C, (b + 1) * H * S * C), H, S, C, n, false, (n + V) * C);
+  }
+  return qAbs;
+}
+
+/** Head outputs o[b, h] = õ[b, h]·W_UV[h]ᵀ ([S, C]·[C, V]) from õ [B, H, S, C]: [B, H, S, V]. */
+export function absorbOutput(dm: Dims, B: number, S: number, oLat: FloatArray, Wkvb: FloatArray): FloatArray {
+  const { H, n, V, C } = dm;
+  const k = kernelsFor(dtypeOf(oLat));
   const WUV = Wkvb.subarray(n * C);
-  const oLat = allocate(dtypeOf(P), H * S * C); // õ of one batch row: [H, S, C]
+  const O = allocate(dtypeOf(oLat), B * H * S * V);
+  for (let b = 0; b < B; b++) {
+    k.matmulBatched('nt', oLat.subarray(b * H * S * C, (b + 1) * H * S * C), WUV, O.subarray(b * H * S * V, (b + 1) * H * S * V), H, S, V, C, false, (n + V) * C);
+  }
+  return O;
+}
+
+/** Head outputs O [B, H, S, V]: õ = P·ĉ ([H·S, T]·[T, C]) per batch row, then o[h] = õ[h]·W_UV[h]ᵀ. */
+export function absorbedOutput(dm: Dims, B: number, S: number, T: number, P: FloatArray, keys: LatentKeys, Wkvb: FloatArray, O: FloatArray): void {
+  const { H, C } = dm;
+  const k = kernelsFor(dtypeOf(P));
+  const oLat = allocate(dtypeOf(P), B * H * S * C); // õ [B, H, S, C]
   for (let b = 0; b < B; b++) {
     const cB = keys.c.subarray(b * keys.Tcap * C, (b * keys.Tcap + T) * C);
-    k.matmul('nn', P.subarray(b * H * S * T, (b + 1) * H * S * T), cB, oLat, H * S, C, T);
-    k.matmulBatched('nt', oLat, WUV, O.subarray(b * H * S * V, (b + 1) * H * S * V), H, S, V, C, false, (n + V) * C);
+    k.matmul('nn', P.subarray(b * H * S * T, (b + 1) * H * S * T), cB, oLat.subarray(b * H * S * C, (b + 1) * H * S * C), H * S, C, T);
   }
+  O.set(absorbOutput(dm, B, S, oLat, Wkvb));
 }

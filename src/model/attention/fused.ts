@@ -10,7 +10,8 @@ import { kernelsFor } from '../../kernels/index.js';
 import { allocate, dtypeOf, type FloatArray } from '../../tensor.js';
 import type { LatentKVCache, NaiveKVCache } from '../kv_cache.js';
 import { writeLatentCache, writeNaiveCache } from './cache.js';
-import { headMajor, tokenMajor } from './layout.js';
+import { absorbOutput, absorbQuery } from './absorbed.js';
+import { headMajor, tokenMajor, toTokenMajor } from './layout.js';
 import { naiveKV } from './naive.js';
 import type { Dims } from './weights.js';
 
@@ -86,7 +87,7 @@ export function absorbedAttention(
   Wkvb: FloatArray,
   cache: LatentKVCache | undefined,
 ): FusedOutput {
-  const { H, n, R, V, C } = dm;
+  const { H, R, C } = dm;
   const dtype = dtypeOf(qNope);
   const k = kernelsFor(dtype);
   let c = cHat;
@@ -98,29 +99,14 @@ export function absorbedAttention(
     pe = cache.kPe;
     Tcap = cache.maxLen;
   }
-  // q̃[b, h] = q_nope[b, h]·W_UK[h]: [S, n]·[n, C]
-  const qAbs = allocate(dtype, B * H * S * C);
-  for (let b = 0; b < B; b++) {
-    k.matmulBatched('nn', qNope.subarray(b * H * S * n, (b + 1) * H * S * n), Wkvb, qAbs.subarray(b * H * S * C, (b + 1) * H * S * C), H, S, C, n, false, (n + V) * C);
-  }
+  const qAbs = absorbQuery(dm, B, S, qNope, Wkvb);
   const oLat = allocate(dtype, B * H * S * C);
   const stats = allocate(dtype, 2 * B * H * S);
   const latent = tokenMajor(c, 0, C, 0, Tcap);
   const x = { q1: headMajor(qAbs, 0, C, H, S), q2: headMajor(qPe, 0, R, H, S), k1: latent, k2: tokenMajor(pe, 0, R, 0, Tcap), v: latent };
   k.attentionForward(shapeOf(dm, B, S, cache ? startPos + S : S, cache ? startPos : 0, tau, C, C), x, headMajor(oLat, 0, C, H, S), stats);
-  // o[b, h] = õ[b, h]·W_UV[h]ᵀ: [S, C]·[C, V], written token-major
-  const O = allocate(dtype, B * H * S * V);
-  const WUV = Wkvb.subarray(n * C);
-  for (let b = 0; b < B; b++) {
-    k.matmulBatched('nt', oLat.subarray(b * H * S * C, (b + 1) * H * S * C), WUV, O.subarray(b * H * S * V, (b + 1) * H * S * V), H, S, V, C, false, (n + V) * C);
-  }
-  const oFlat = allocate(dtype, B * S * H * V);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      for (let s = 0; s < S; s++) oFlat.set(O.subarray(((b * H + h) * S + s) * V, ((b * H + h) * S + s + 1) * V), ((b * S + s) * H + h) * V);
-    }
-  }
-  return { oFlat, stats };
+  // o[b, h] = õ[b, h]·W_UV[h]ᵀ, then token-major
+  return { oFlat: toTokenMajor(absorbOutput(dm, B, S, oLat, Wkvb), B, H, S, dm.V), stats };
 }
 
 /** Gradients of the naive-form attention core: dq_nope, dq_pe [B, H, S, ·], dkv [B, S, H, n+V] and dk_pe [B, S, R]. */
