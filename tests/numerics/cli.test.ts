@@ -23,7 +23,8 @@ beforeAll(async () => {
 
 test.each(['official-bf16', 'official-fp8', 'official-fp8-ue8m0'] as const)('dsv3 forward --numerics %s writes the API result', (numerics) => {
   const out = join(tmp, `${numerics}.safetensors`);
-  const r = dsv3(['forward', '--model', FP8MODEL_DIR, '--input', idsFile, '--numerics', numerics, '--attn', 'absorb', '--out', out]);
+  // --backend js: the API reference below runs in-process on the js kernels (the CLI's default is wasm)
+  const r = dsv3(['forward', '--model', FP8MODEL_DIR, '--input', idsFile, '--numerics', numerics, '--attn', 'absorb', '--backend', 'js', '--out', out]);
   expect(r.stderr).not.toContain('error');
   expect(r.code).toBe(0);
   const logits = tensorToFloat32(readSafetensorsFile(out).tensors.get('logits')!);
@@ -32,7 +33,7 @@ test.each(['official-bf16', 'official-fp8', 'official-fp8-ue8m0'] as const)('dsv
 
 test('dsv3 trace --numerics official-fp8 records the profile tensors under the usual names', () => {
   const out = join(tmp, 'trace.safetensors');
-  const r = dsv3(['trace', '--model', FP8MODEL_DIR, '--input', idsFile, '--numerics', 'official-fp8', '--out', out]);
+  const r = dsv3(['trace', '--model', FP8MODEL_DIR, '--input', idsFile, '--numerics', 'official-fp8', '--backend', 'js', '--out', out]);
   expect(r.code).toBe(0);
   const t = readSafetensorsFile(out).tensors;
   expect(tensorToFloat32(t.get('lm_head:out')!)).toEqual(fx.model.forward(rows, { numerics: 'official-fp8' }).logits.data);
