@@ -31,6 +31,7 @@ const F_STATS = 9; // byte address of (m, l) per query row, [B, H, S, 2]
 const F_GROUPED = 10; // 1: units are batch rows with all H·S query rows (keys shared by the heads)
 const F_CHUNK = 11; // > 0: the forward splits the keys into chunks of this many (flash-decoding), see attentionCombine
 const F_PARTIAL = 12; // byte address of the chunks' partial results, [units, chunks, rows, dv + 2]
+const F_ROW_SPLIT = 13; // > 0 (forward, keys not split): a work item is this many query rows of a unit (a multiple of 4)
 const F_OPS = 14; // operand o: fields F_OPS + 4·o = byte address, then the element strides sb, sh, ss
 
 const Q1 = 0;
@@ -421,7 +422,8 @@ function chunkCount(desc: usize): i32 {
 /**
  * Forward: o = softmax(τ·(q1·k1ᵀ + q2·k2ᵀ) + causal mask)·v per query row, and (m, l) per row: m the largest visible
  * scaled score, l = Σ_t exp(score − m) (accumulated in f64, stored f32). A query row with no visible key is not
- * allowed (the JS side checks offset ≥ 0). Not split: work items [w0, w1) are units. Split into key chunks
+ * allowed (the JS side checks offset ≥ 0). Not split: work items [w0, w1) are units, or ranges of F_ROW_SPLIT rows of
+ * them. Split into key chunks
  * (flash-decoding, for few query rows over many keys): item w is chunk w % chunks of unit w / chunks, whose
  * normalised partial output and (m, l) go to the partial buffer; attentionCombine then merges the chunks in order.
  * Either way each item is computed whole by one caller, so the thread count changes no bit.
@@ -439,12 +441,19 @@ export function attentionForward(desc: usize, w0: i32, w1: i32): void {
   const zero = tile + 2 * TILE_BYTES;
   const sink = zero + <usize>ATTENTION_MAX_WIDTH * 4;
   memory.fill(zero, 0, <usize>ATTENTION_MAX_WIDTH * 4);
+  // rows are independent in the forward: an item may be a range of a unit's rows (whole blocks of 4, so each row is
+  // computed exactly as in the whole unit)
+  const rowSplit = field(desc, F_ROW_SPLIT);
+  const perUnit = chunks > 0 ? chunks : rowSplit > 0 ? (rows + rowSplit - 1) / rowSplit : 1;
   for (let w = w0; w < w1; w++) {
-    const u = chunks > 0 ? w / chunks : w;
-    const k0 = chunks > 0 ? (w % chunks) * chunk : 0;
+    const u = w / perUnit;
+    const part = w % perUnit;
+    const k0 = chunks > 0 ? part * chunk : 0;
     const k1 = chunks > 0 ? k0 + chunk : field(desc, F_T);
+    const r0 = chunks == 0 && rowSplit > 0 ? part * rowSplit : 0;
+    const r1 = chunks == 0 && rowSplit > 0 ? min(rows, r0 + rowSplit) : rows;
     const hk = grouped ? 0 : u % H;
-    for (let rb = 0; rb < rows; rb += QB) {
+    for (let rb = r0; rb < r1; rb += QB) {
       blockRows(desc, u, rb);
       if (chunks > 0) {
         // partial row r of item w: [o (dv) | m | l]

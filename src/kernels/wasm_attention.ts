@@ -29,7 +29,11 @@ const F_STATS = 9;
 const F_GROUPED = 10;
 const F_CHUNK = 11;
 const F_PARTIAL = 12;
+const F_ROW_SPLIT = 13;
 const F_OPS = 14;
+
+/** A forward over units of more query rows than this (and keys not split) runs each range of this many rows as a work item (rows are independent). */
+const ROW_SPLIT = 64;
 
 /**
  * Flash-decoding: a forward with at most SPLIT_MAX_ROWS query rows per unit over at least 2·SPLIT_CHUNK keys (decode,
@@ -85,7 +89,19 @@ export function makeWasmAttention(ex: AttentionExports, arena: WasmArena, runUni
 
   let partial = new Float32Array(0);
 
-  function describe(kernel: string, shape: AttentionShape, grouped: boolean, views: (AttnOperand | null)[], rows: number[], widths: number[], dirs: Direction[], stats: FloatArray, statsDir: Direction, split: { chunk: number; floats: number } | null) {
+  function describe(
+    kernel: string,
+    shape: AttentionShape,
+    grouped: boolean,
+    views: (AttnOperand | null)[],
+    rows: number[],
+    widths: number[],
+    dirs: Direction[],
+    stats: FloatArray,
+    statsDir: Direction,
+    split: { chunk: number; floats: number } | null,
+    rowSplit: number,
+  ) {
     const { B, H, S, d1, d2, dv } = shape;
     if (Math.max(d1, d2, dv) > maxWidth) throw new ShapeError(`${kernel}: row width ${Math.max(d1, d2, dv)} exceeds the wasm kernel's ${maxWidth}`);
     const placement = new Placement();
@@ -109,6 +125,7 @@ export function makeWasmAttention(ex: AttentionExports, arena: WasmArena, runUni
     desc[F_GROUPED] = grouped ? 1 : 0;
     desc[F_CHUNK] = split?.chunk ?? 0;
     desc[F_PARTIAL] = partialPtr;
+    desc[F_ROW_SPLIT] = rowSplit;
     views.forEach((x, o) => {
       if (x === null || widths[o] === 0) return;
       desc.set([placement.ptr(x.data) + 4 * x.off, x.sb, x.sh, x.ss], F_OPS + 4 * o);
@@ -124,9 +141,10 @@ export function makeWasmAttention(ex: AttentionExports, arena: WasmArena, runUni
       const rowsPerUnit = plan.grouped ? shape.H * S : S;
       const chunks = rowsPerUnit <= SPLIT_MAX_ROWS && T >= 2 * SPLIT_CHUNK ? Math.ceil(T / SPLIT_CHUNK) : 0;
       const split = chunks > 0 ? { chunk: SPLIT_CHUNK, floats: plan.units * chunks * rowsPerUnit * (dv + 2) } : null;
-      const pdesc = describe(K, shape, plan.grouped, [x.q1, x.q2, x.k1, x.k2, x.v, o], [S, S, T, T, T, S], [d1, d2, d1, d2, dv, dv], ['in', 'in', 'in', 'in', 'in', 'out'], stats, 'out', split);
+      const rowItems = chunks === 0 && rowsPerUnit > ROW_SPLIT ? Math.ceil(rowsPerUnit / ROW_SPLIT) : 1;
+      const pdesc = describe(K, shape, plan.grouped, [x.q1, x.q2, x.k1, x.k2, x.v, o], [S, S, T, T, T, S], [d1, d2, d1, d2, dv, dv], ['in', 'in', 'in', 'in', 'in', 'out'], stats, 'out', split, rowItems > 1 ? ROW_SPLIT : 0);
       arena.run(() => {
-        if (chunks === 0) return runUnits(K, pdesc, plan.units);
+        if (chunks === 0) return runUnits(K, pdesc, plan.units * rowItems);
         runUnits(K, pdesc, plan.units * chunks);
         runUnits('attentionCombine', pdesc, plan.units);
       });
@@ -140,7 +158,7 @@ export function makeWasmAttention(ex: AttentionExports, arena: WasmArena, runUni
       const rows = [S, S, T, T, T, S, S, S, S, T, T, T];
       const widths = [d1, d2, d1, d2, dv, dv, dv, d1, d2, d1, d2, dv];
       const dirs: Direction[] = ['in', 'in', 'in', 'in', 'in', 'in', 'in', 'inout', 'inout', 'inout', 'inout', 'inout'];
-      const pdesc = describe(K, shape, plan.grouped, views, rows, widths, dirs, stats, 'in', null);
+      const pdesc = describe(K, shape, plan.grouped, views, rows, widths, dirs, stats, 'in', null, 0);
       arena.run(() => runUnits(K, pdesc, plan.units));
     },
   };

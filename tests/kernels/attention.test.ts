@@ -54,6 +54,11 @@ const longCaseArb: fc.Arbitrary<Case> = fc
   .record({ base: caseArb, S: fc.integer({ min: 1, max: 4 }), T: fc.integer({ min: 500, max: 1100 }), offset: fc.integer({ min: 0, max: 1100 }) })
   .map(({ base, S, T, offset }) => ({ ...base, shape: { ...base.shape, S, T, offset } }));
 
+/** Many query rows per unit: the wasm forward runs each range of 64 rows as a work item (rows are independent). */
+const tallCaseArb: fc.Arbitrary<Case> = fc
+  .record({ base: caseArb, S: fc.integer({ min: 40, max: 140 }), extraT: fc.integer({ min: 0, max: 20 }) })
+  .map(({ base, S, extraT }) => ({ ...base, shape: { ...base.shape, B: 1, S, T: S + extraT } }));
+
 /** A [B, H, rows, width] operand in the given layout, after a few elements of padding, filled by `fill`. */
 function operand(layout: Layout, B: number, H: number, rows: number, width: number, fill: (n: number) => Float32Array, pad: number): AttnOperand<Float32Array> {
   const heads = layout === 'shared' ? 1 : H;
@@ -220,7 +225,7 @@ describe('fused attention: the wasm kernels', () => {
   });
   afterAll(() => impls.forEach((k) => k.close()));
 
-  for (const [label, arb, runs] of [['', caseArb, 60], [', split into key chunks (T ≥ 512, few rows)', longCaseArb, 25]] as const) it(`forward: within the f32 error bound of the f64 twin${label}`, () => {
+  for (const [label, arb, runs] of [['', caseArb, 60], [', split into key chunks (T ≥ 512, few rows)', longCaseArb, 25], [', split into row ranges (> 64 rows per unit)', tallCaseArb, 15]] as const) it(`forward: within the f32 error bound of the f64 twin${label}`, () => {
     fc.assert(
       fc.property(arb, (c) => {
         const x = inputs(c);
@@ -274,11 +279,11 @@ describe('fused attention: the wasm kernels', () => {
     );
   });
 
-  it('gives bit-identical results for 1, 2 and 3 threads (forward and backward; the key-chunked forward too)', async () => {
+  it('gives bit-identical results for 1, 2 and 3 threads (forward and backward; key chunks and row ranges too)', async () => {
     const pools = [await loadWasmKernels({ variant: 'simd', threads: 1 }), await loadWasmKernels({ variant: 'simd', threads: 2 }), await loadWasmKernels({ variant: 'simd', threads: 3 })];
     try {
       fc.assert(
-        fc.property(fc.oneof(caseArb, longCaseArb), (c) => {
+        fc.property(fc.oneof(caseArb, longCaseArb, tallCaseArb), (c) => {
           const x = inputs(c);
           const dO = operand('head', c.shape.B, c.shape.H, c.shape.S, c.shape.dv, (n) => new TestRng(c.seed + 5).f32(n), 0);
           const runs = pools.map((K) => {
