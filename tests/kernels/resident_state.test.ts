@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { kernelsFor, useBackend, type WasmKernels } from '../../src/kernels/index.js';
+import type { LatentKVCache, NaiveKVCache } from '../../src/model/kv_cache.js';
 import { DeepSeekV3 } from '../../src/model/model.js';
 import { getPreset } from '../../src/model/presets.js';
 import { initWeights } from '../../src/model/weights.js';
@@ -51,7 +52,7 @@ describe('resident KV caches, optimizer state and gradients', () => {
     await useBackend('wasm', { variant: 'simd', threads: 1 });
     const model1 = new DeepSeekV3(config, weights);
     const [c1] = model1.createCaches('absorb', 1, 8);
-    expect(owns(c1!.latent)).toBe(false);
+    expect(owns((c1 as LatentKVCache).latent)).toBe(false);
     const ref = decode(model1);
     await useBackend('wasm', { variant: 'simd', threads: 2 });
     const model2 = new DeepSeekV3(config, weights);
@@ -61,7 +62,7 @@ describe('resident KV caches, optimizer state and gradients', () => {
     const got = decode(model2);
     expect(got.length).toBe(ref.length);
     got.forEach((g, i) => expect(sameBits(g, ref[i]!), `step ${i}`).toBe(true));
-    const f64 = new DeepSeekV3(config, initWeights(config, { seed: 2, dtype: 'float64' })).createCaches('absorb', 1, 8)[0]!;
+    const f64 = new DeepSeekV3(config, initWeights(config, { seed: 2, dtype: 'float64' })).createCaches('absorb', 1, 8)[0] as LatentKVCache;
     expect(f64.latent).toBeInstanceOf(Float64Array); // f64 runs on js: never resident
   });
 
@@ -69,7 +70,7 @@ describe('resident KV caches, optimizer state and gradients', () => {
     await useBackend('wasm', { variant: 'simd', threads: 2 });
     const model = new DeepSeekV3(config, initWeights(config, { seed: 2, dtype: 'float32' }));
     const caches = model.createCaches('naive', 1, 16);
-    const cache = caches[0]!;
+    const cache = caches[0] as NaiveKVCache;
     const k = cache.k as Float32Array;
     expect(cache.bytes).toBeGreaterThan(0);
     cache.release();
@@ -82,7 +83,7 @@ describe('resident KV caches, optimizer state and gradients', () => {
     for (const c of caches) c.release();
     // every block free again: the first cache of a new set gets the same address
     const again = model.createCaches('naive', 1, 16);
-    expect((again[0]!.k as Float32Array).byteOffset).toBe(k.byteOffset);
+    expect(((again[0] as NaiveKVCache).k as Float32Array).byteOffset).toBe(k.byteOffset);
     for (const c of again) c.release();
   });
 
