@@ -2,7 +2,7 @@
 // byte above heapBase(): it copies inputs in, calls one of these, and copies outputs out.
 // Nothing here allocates, so linear memory only grows when the JS side asks for it.
 
-export { matmul, matmulColumns, matmulList, setMatmulScratch, MATMUL_SCRATCH_BYTES, LAYOUT_NN, LAYOUT_NT, LAYOUT_TN, matmulMicroKernelProbe, MICRO_KERNEL_PROBE_FLOP, simdPeakProbe, PEAK_PROBE_FLOP } from './matmul';
+export { matmul, matmulColumns, setMatmulScratch, MATMUL_SCRATCH_BYTES, LAYOUT_NN, LAYOUT_NT, LAYOUT_TN, matmulMicroKernelProbe, MICRO_KERNEL_PROBE_FLOP, simdPeakProbe, PEAK_PROBE_FLOP } from './matmul';
 export { softmaxForward, softmaxBackward, rmsnormForward, rmsnormBackward, crossEntropyForward, crossEntropyBackward } from './rowops';
 export { swigluForward, swigluBackward, rope, adamw, add, scale, axpy } from './elementwise';
 export { expKernel } from './vmath';

@@ -439,17 +439,6 @@ export function matmul(layout: i32, a: usize, b: usize, c: usize, m: i32, n: i32
 }
 
 /**
- * Products [lo, hi) of a group: `desc` holds 8 i32 per product (layout, a, b, c, m, n, k, accumulate), each run whole
- * by `matmul` (the threaded build spreads whole products over the threads: no product is split).
- */
-export function matmulList(desc: usize, lo: i32, hi: i32): void {
-  for (let i = lo; i < hi; i++) {
-    const d = desc + <usize>i * 32;
-    matmul(load<i32>(d), <usize>load<i32>(d, 4), <usize>load<i32>(d, 8), <usize>load<i32>(d, 12), load<i32>(d, 16), load<i32>(d, 20), load<i32>(d, 24), load<i32>(d, 28));
-  }
-}
-
-/**
  * Columns [jBegin, jEnd) of `matmul` (the rest of C is not touched): how the threaded build splits one product.
  * Every element is computed exactly as by the whole call (the same K slices, the same order of p, the same
  * multiply-add), so the result is bit-identical however the columns are split.

@@ -4,7 +4,7 @@ import { jsKernels } from './js.js';
 import type { Kernels } from './kernels.js';
 import type { WasmKernels, WasmVariant } from './wasm.js';
 
-export type { AdamWParams, AttentionGrads, AttentionInputs, AttentionShape, AttnOperand, Kernels, MatmulItem, MatmulLayout } from './kernels.js';
+export type { AdamWParams, AttentionGrads, AttentionInputs, AttentionShape, AttnOperand, Kernels, MatmulLayout } from './kernels.js';
 export type { WasmKernels, WasmKernelsName, WasmVariant } from './wasm.js';
 export { jsKernels } from './js.js';
 // FP8 / bf16 emulation kernels (official kernel.py); ScaleFmt is exported by the model's numerics module

@@ -1,7 +1,6 @@
 import { InputError } from '../errors.js';
 import type { FloatArray } from '../tensor.js';
 import { attentionBackward, attentionForward } from './attention_js.js';
-import { matmulGroupWith } from './matmul_group.js';
 import type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
 
 /**
@@ -273,7 +272,6 @@ export const jsKernels: Kernels = {
   name: 'js',
   matmul,
   matmulBatched,
-  matmulGroup: (items) => matmulGroupWith(matmul, items),
   softmaxForward,
   softmaxBackward,
   rmsnormForward,

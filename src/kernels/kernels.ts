@@ -20,18 +20,6 @@ export interface AdamWParams {
   step: number;
 }
 
-/** One product of {@link Kernels.matmulGroup}: C[M,N] (+)= op(A)·op(B), as `matmul(layout, a, b, c, m, n, k, accumulate)`. */
-export interface MatmulItem<T extends FloatArray = FloatArray> {
-  layout: MatmulLayout;
-  a: T;
-  b: T;
-  c: T;
-  m: number;
-  n: number;
-  k: number;
-  accumulate?: boolean;
-}
-
 /**
  * One operand of the attention kernels, a strided view of a [B, H, rows, width] tensor: element (b, h, i, j) is
  * `data[off + b·sb + h·sh + i·ss + j]`. Head-major [B, H, S, w] and token-major [B, S, H, w] tensors and the KV
@@ -113,13 +101,6 @@ export interface Kernels {
     accumulate?: boolean,
     bStride?: number,
   ): void;
-
-  /**
-   * Independent products, each exactly as {@link matmul} computes it: the wasm backend runs whole products on its
-   * threads (many small ones, such as the experts' Linears, need no split of their own). No product may write
-   * memory that another one of the group reads or writes (ShapeError).
-   */
-  matmulGroup<T extends FloatArray>(items: readonly MatmulItem<T>[]): void;
 
   /** y[r,:] = softmax(x[r,:]) over `cols`, max-subtracted. `-Infinity` entries get probability 0. y may alias x. */
   softmaxForward<T extends FloatArray>(x: T, y: T, rows: number, cols: number): void;

@@ -1,9 +1,7 @@
 import { BackendError, InputError, ShapeError } from '../errors.js';
 import type { FloatArray } from '../tensor.js';
-import type { AdamWParams, Kernels, MatmulItem, MatmulLayout } from './kernels.js';
+import type { AdamWParams, Kernels, MatmulLayout } from './kernels.js';
 import { WasmArena } from './wasm_arena.js';
-import { checkMatmulGroup } from './matmul_group.js';
-import { Placement } from './wasm_placement.js';
 import type { Fp8Kernels } from './fp8_js.js';
 import { makeWasmFp8, type Fp8Exports } from './wasm_fp8.js';
 import { makeWasmAttention, type AttentionExports } from './wasm_attention.js';
@@ -184,7 +182,6 @@ interface WasmExports {
   LAYOUT_TN: WebAssembly.Global;
   matmul(layout: number, a: number, b: number, c: number, m: number, n: number, k: number, accumulate: number): void;
   matmulColumns(layout: number, a: number, b: number, c: number, m: number, n: number, k: number, accumulate: number, jBegin: number, jEnd: number): void;
-  matmulList(desc: number, lo: number, hi: number): void;
   MATMUL_SCRATCH_BYTES: WebAssembly.Global;
   softmaxForward(x: number, y: number, rows: number, cols: number): number;
   softmaxBackward(y: number, dy: number, dx: number, rows: number, cols: number): void;
@@ -348,35 +345,6 @@ function makeWasmKernels(ex: WasmExports, name: WasmKernelsName, base: number, p
     },
 
     matmulBatched,
-
-    matmulGroup<T extends FloatArray>(items: readonly MatmulItem<T>[]): void {
-      const K = 'matmulGroup';
-      checkMatmulGroup(items);
-      const live = items.filter((it) => it.m > 0 && it.n > 0);
-      if (live.length === 0) return;
-      const placement = new Placement(K);
-      for (const it of live) {
-        if (!Object.hasOwn(layoutCode, it.layout)) throw new InputError(`${K}: unknown layout '${String(it.layout)}': expected 'nn', 'nt' or 'tn'`);
-        placement.need(f32(it.a, 'a', K), it.m * it.k, 'in');
-        placement.need(f32(it.b, 'b', K), it.k * it.n, 'in');
-        placement.need(f32(it.c, 'c', K), it.m * it.n, it.accumulate === true ? 'inout' : 'out');
-      }
-      for (const it of live) {
-        need(it.a, it.m * it.k, 'a', K);
-        need(it.b, it.k * it.n, 'b', K);
-        need(it.c, it.m * it.n, 'c', K);
-      }
-      arena.begin();
-      placement.place(arena);
-      // 8 i32 per product: layout, a, b, c, m, n, k, accumulate
-      const desc = new Int32Array(8 * live.length);
-      live.forEach((it, i) => desc.set([layoutCode[it.layout], placement.ptr(it.a), placement.ptr(it.b), placement.ptr(it.c), it.m, it.n, it.k, it.accumulate === true ? 1 : 0], 8 * i));
-      const pdesc = arena.input(desc, desc.length);
-      arena.run(() => {
-        if (pool && live.length > 1) pool.ranges({ fn: 'matmulList', args: [pdesc], total: live.length, granule: 1 });
-        else ex.matmulList(pdesc, 0, live.length);
-      });
-    },
 
     softmaxForward<T extends FloatArray>(x: T, y: T, rows: number, cols: number): void {
       const cl = call('softmaxForward');

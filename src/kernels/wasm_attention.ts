@@ -11,7 +11,6 @@ import type { FloatArray } from '../tensor.js';
 import { checkAttention } from './attention_js.js';
 import type { AttentionGrads, AttentionInputs, AttentionShape, AttnOperand } from './kernels.js';
 import type { WasmArena } from './wasm_arena.js';
-import { Placement, type Direction } from './wasm_placement.js';
 
 /** The exports of assembly/attention.ts. */
 export interface AttentionExports {
@@ -46,6 +45,36 @@ const SPLIT_CHUNK = 256;
 const SPLIT_MAX_ROWS = 64;
 const OPERANDS = 12;
 
+type Direction = 'in' | 'out' | 'inout';
+
+/** The arrays of one call with the extent each needs and how the kernel uses it, each placed once. */
+class Placement {
+  private readonly arrays = new Map<FloatArray, { n: number; dir: Direction }>();
+  private readonly ptrs = new Map<FloatArray, number>();
+
+  need(data: FloatArray, n: number, dir: Direction): void {
+    const prev = this.arrays.get(data);
+    if (prev === undefined) {
+      this.arrays.set(data, { n, dir });
+      return;
+    }
+    prev.n = Math.max(prev.n, n);
+    if (prev.dir !== dir) prev.dir = 'inout';
+  }
+
+  place(arena: WasmArena): void {
+    for (const [data, { n, dir }] of this.arrays) {
+      if (!(data instanceof Float32Array)) throw new ShapeError(`attention: a ${data.constructor.name} operand; the wasm kernels are f32-only`);
+      const ptr = dir === 'in' ? arena.input(data, n) : dir === 'out' ? arena.output(data, n) : arena.inout(data, n);
+      this.ptrs.set(data, ptr);
+    }
+  }
+
+  ptr(data: FloatArray): number {
+    return this.ptrs.get(data)!;
+  }
+}
+
 // one past the last element a view reads or writes
 function extent(x: AttnOperand, B: number, H: number, rows: number, width: number): number {
   if (width === 0) return 0;
@@ -75,7 +104,7 @@ export function makeWasmAttention(ex: AttentionExports, arena: WasmArena, runUni
   ) {
     const { B, H, S, d1, d2, dv } = shape;
     if (Math.max(d1, d2, dv) > maxWidth) throw new ShapeError(`${kernel}: row width ${Math.max(d1, d2, dv)} exceeds the wasm kernel's ${maxWidth}`);
-    const placement = new Placement(kernel);
+    const placement = new Placement();
     views.forEach((x, o) => {
       if (x !== null && widths[o]! > 0) placement.need(x.data, extent(x, B, H, rows[o]!, widths[o]!), dirs[o]!);
     });
