@@ -116,9 +116,10 @@ export interface WasmOptions {
   variant?: WasmVariant;
   threads?: number;
   /**
-   * Use the shared-memory build even on one thread, so that {@link residentWeights} (and `WasmKernels.resident`)
-   * work; implied by `threads` > 1. Off by default: copies of non-resident operands into shared memory cost about 2×
-   * (docs/kernels.md). BackendError where SharedArrayBuffer is missing.
+   * Use the shared-memory build, so that resident arrays ({@link residentWeights}, `WasmKernels.resident`) and the
+   * model's scratch scopes work: implied by `threads` > 1, and the default in Node when `threads` is not given (also
+   * on one core); `threads: 1` alone keeps the private memory, `resident: false` forces it. BackendError where
+   * SharedArrayBuffer is missing.
    */
   resident?: boolean;
 }

@@ -89,12 +89,14 @@ export async function loadWasmKernels(options: { variant?: WasmVariant; threads?
     throw new BackendError(`unknown wasm variant '${String(variant)}': expected 'auto', 'simd' or 'relaxed-simd'`);
   }
   const name = relaxed ? 'wasm-relaxed-simd' : 'wasm-simd';
-  // The shared-memory build for threads (Node) or when resident arrays are asked for. Not by default: V8 copies into
-  // and out of a SharedArrayBuffer about 2× slower than into an ArrayBuffer (element-wise relaxed atomics), and
-  // every non-resident operand is copied at each call (docs/kernels.md, Memory).
+  // The shared-memory build for threads (Node), when resident arrays are asked for, and by default in Node (no
+  // `threads` given) even on one core: the model's scratch scopes then keep every activation in wasm memory (a train
+  // step of the bench preset on one thread: 386 ms shared against 440 ms private, docs/kernels.md, Memory). An
+  // explicit `threads: 1` keeps the private memory, where each call copies its operands.
   const shared = typeof SharedArrayBuffer === 'function';
-  if (options.resident === true && !shared) throw new BackendError('wasm kernels: resident arrays need SharedArrayBuffer (Node, or a cross-origin-isolated page)');
-  if (shared && ((threads > 1 && threadsAvailable()) || options.resident === true)) return loadShared(relaxed, name, threadsAvailable() ? threads : 1);
+  const resident = options.resident ?? (options.threads === undefined && threadsAvailable());
+  if (resident && !shared) throw new BackendError('wasm kernels: resident arrays need SharedArrayBuffer (Node, or a cross-origin-isolated page)');
+  if (shared && ((threads > 1 && threadsAvailable()) || resident)) return loadShared(relaxed, name, threadsAvailable() ? threads : 1);
   const { instance } = await WebAssembly.instantiate(relaxed ? relaxedBytes() : simdBytes(), {});
   const ex = instance.exports as unknown as WasmExports;
   return makeWasmKernels(ex, name, ex.heapBase(), null);

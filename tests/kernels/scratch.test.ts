@@ -66,6 +66,16 @@ describe('scratch scopes: the allocator', () => {
     expect(allocate('float32', 4).buffer instanceof SharedArrayBuffer).toBe(false);
   });
 
+  it('has the shared memory by default in Node (no threads given), the private one for an explicit threads: 1', async () => {
+    const D = await loadWasmKernels({ variant: 'simd' });
+    const one = await loadWasmKernels({ variant: 'simd', threads: 1 });
+    const forced = await loadWasmKernels({ variant: 'simd', resident: false });
+    expect(D.residentSupported).toBe(true);
+    expect(one.residentSupported).toBe(false);
+    expect(forced.residentSupported).toBe(forced.threads > 1);
+    for (const k of [D, one, forced]) k.close();
+  });
+
   it('is a passthrough where the memory is private or the backend is js', async () => {
     const P = await loadWasmKernels({ variant: 'simd', threads: 1 });
     expect(scratchSupported(P)).toBe(false);
