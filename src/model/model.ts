@@ -198,7 +198,7 @@ export class DeepSeekV3 {
             logits: o.logits.slice(),
             hidden: o.hidden.map((h) => h.slice()),
             finalHidden: o.finalHidden.slice(),
-            routing: o.routing.map((r) => (r === null ? null : { ...r, weights: r.weights.slice(), scores: r.scores.slice() })),
+            routing: o.routing.map((r) => (r === null ? null : detachRouting(r))),
           };
         })
       : run();
@@ -260,7 +260,7 @@ export class DeepSeekV3 {
     if (!plain || !scratchSupported(k)) return lossAndGrads(this, batch, opts);
     const grads = opts.grads ?? new Map([...this.weights].map(([name, t]) => [name, Tensor.zeros(t.shape, t.dtype)]));
     const r = inScratchScope(k, () => lossAndGrads(this, batch, { ...opts, grads }));
-    const routing = new Map([...r.routing].map(([l, x]) => [l, { ...x, weights: x.weights.slice(), scores: x.scores.slice() }]));
+    const routing = new Map([...r.routing].map(([l, x]) => [l, detachRouting(x)]));
     return { ...r, routing };
   }
 
@@ -281,4 +281,9 @@ function toFlatIds(ids: TokenInput, B?: number, T?: number): { ids: Int32Array; 
     return { ids, B: rows, T: cols };
   }
   return flattenTokenBatch(ids);
+}
+
+/** A routing whose f32 arrays are ordinary copies (out of a scratch scope; the index arrays are never scoped). */
+function detachRouting(r: Routing): Routing {
+  return { ...r, weights: r.weights.slice(), scores: r.scores.slice() };
 }
